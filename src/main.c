@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "exit-codes.h"
+#include "log.h"
+#include "macro.h"
+#include "secmem.h"
+
+#ifndef CVM_CONFIG_PATH
+#define CVM_CONFIG_PATH "/etc/cvmcrypt/cvmcrypt.conf"
+#endif
+
+/* Verb bits, so that each option can say which verbs accept it. */
+enum {
+        V_ENROLL = 1u << 0,
+        V_UNLOCK = 1u << 1,
+        V_BOOT = 1u << 2,
+        V_TEMPDISK = 1u << 3,
+        V_ATTEST = 1u << 4,
+        V_MEASURE = 1u << 5,
+        V_PREDICT = 1u << 6,
+        V_CAP = 1u << 7,
+        V_STATUS = 1u << 8,
+        V_RESEAL = 1u << 9,
+        V_RECOVER = 1u << 10,
+        V_REMOVE = 1u << 11,
+        V_PROVISION = 1u << 12,
+        V_IMAGE_PREPARE = 1u << 13,
+        V_GLOBAL = 1u << 31, /* only options every verb accepts carry this bit */
+        V_ALL = ~0u,
+};
+
+typedef struct Verb {
+        const char *name;
+        unsigned bit;
+        const char *synopsis; /* positional arguments */
+        unsigned min_args, max_args;
+        const char *summary;
+        VerbRun run; /* NULL: not available in this build */
+} Verb;
+
+static const Verb verbs[] = {
+        { "enroll", V_ENROLL, "DEV", 1, 1, "add a TPM2-sealed keyslot and token to a LUKS2 volume", NULL },
+        { "unlock", V_UNLOCK, "DEV [NAME]", 1, 2, "attest if required, unseal and activate (or --test)", NULL },
+        { "boot", V_BOOT, "", 0, 0, "the initramfs sequence: measure, attest, unlock, temp disk, cap", verb_boot },
+        { "tempdisk", V_TEMPDISK, "", 0, 0, "format and mount the ephemeral temp disk with a fresh key", NULL },
+        { "attest", V_ATTEST, "verify|show|fetch [FILE]", 1, 2, "verify or show an SEV-SNP / Azure HCL report", NULL },
+        { "measure", V_MEASURE, "", 0, 0, "extend the gate PCR and the event log; --verify replays the log", NULL },
+        { "predict", V_PREDICT, "", 0, 0, "expected gate PCR value for a binary, config and policy", NULL },
+        { "cap", V_CAP, "", 0, 0, "extend the gate PCR so nothing can unseal until the next boot", NULL },
+        { "status", V_STATUS, "DEV", 1, 1, "keyslots, tokens, PCR bindings and whether it would unlock now", NULL },
+        { "reseal", V_RESEAL, "DEV", 1, 1, "enroll for the current PCRs, verify, then drop the old slot", NULL },
+        { "recover", V_RECOVER, "DEV", 1, 1, "unlock with the recovery key and re-enroll the TPM slot", NULL },
+        { "remove", V_REMOVE, "DEV", 1, 1, "remove a token and its keyslot, never the last way in", NULL },
+        { "provision", V_PROVISION, "DEV", 1, 1, "first boot: re-key a build-time volume and seal it to this VM", NULL },
+        { "image-prepare", V_IMAGE_PREPARE, "IMAGE", 1, 1, "encrypt a disk image for provisioning on first boot", NULL },
+};
+
+enum {
+        OPT_JSON = 0x100,
+        OPT_CONFIG,
+        OPT_TPM,
+        OPT_KERNEL_CMDLINE,
+        OPT_VERSION,
+        OPT_DRY_RUN,
+        OPT_DEVICE,
+};
+
+typedef struct OptionDef {
+        struct option opt;
+        unsigned verbs;
+        const char *arg;
+        const char *help;
+} OptionDef;
+
+static const OptionDef option_defs[] = {
+        { { "help", no_argument, NULL, 'h' }, V_ALL, NULL, "show this help" },
+        { { "version", no_argument, NULL, OPT_VERSION }, V_ALL, NULL, "show the version" },
+        { { "verbose", no_argument, NULL, 'v' }, V_ALL, NULL, "log debug messages" },
+        { { "json", no_argument, NULL, OPT_JSON }, V_ALL, NULL, "machine-readable output" },
+        { { "config", required_argument, NULL, OPT_CONFIG }, V_ALL, "FILE", "configuration file (default " CVM_CONFIG_PATH ")" },
+        { { "tpm", required_argument, NULL, OPT_TPM }, V_ALL, "TCTI", "TPM to use, e.g. device:/dev/tpmrm0 or swtpm:path=SOCK" },
+        { { "kernel-cmdline", required_argument, NULL, OPT_KERNEL_CMDLINE }, V_ALL, "FILE", "read cvmcrypt.* settings from FILE instead of /proc/cmdline" },
+        { { "dry-run", no_argument, NULL, OPT_DRY_RUN }, V_BOOT | V_TEMPDISK, NULL, "validate and print the plan; touch nothing" },
+        { { "device", required_argument, NULL, OPT_DEVICE }, V_TEMPDISK, "DEV", "the temp disk (instead of detection)" },
+};
+
+#define OPTIONS_MAX (ELEMENTSOF(option_defs) + 1)
+
+static const char *arg_config = CVM_CONFIG_PATH;
+static bool arg_config_given;
+static const char *arg_tpm;
+static const char *arg_kernel_cmdline = "/proc/cmdline";
+static CliArgs arg_cli;
+
+static const Verb *find_verb(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (strcmp(verbs[i].name, name) == 0)
+                        return &verbs[i];
+        return NULL;
+}
+
+static void print_options(unsigned verb_bit, bool verb_specific) {
+        for (size_t i = 0; i < ELEMENTSOF(option_defs); i++) {
+                const OptionDef *d = &option_defs[i];
+                char left[64];
+
+                if (verb_specific ? (d->verbs == V_ALL || !(d->verbs & verb_bit)) : d->verbs != V_ALL)
+                        continue;
+                (void) snprintf(left, sizeof(left), "--%s%s%s", d->opt.name, d->arg ? " " : "", d->arg ? d->arg : "");
+                printf("  %-24s %s\n", left, d->help);
+        }
+}
+
+static void help_main(void) {
+        printf("Usage: cvmcrypt [OPTIONS] COMMAND [ARGS...]\n\n"
+               "Confidential-VM disk encryption: vTPM sealing gated on SEV-SNP attestation.\n\nCommands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                printf("  %-14s %s%s\n", verbs[i].name, verbs[i].summary, verbs[i].run ? "" : " (not available in this build)");
+        printf("\nOptions:\n");
+        print_options(V_ALL, false);
+        printf("\nRun 'cvmcrypt COMMAND --help' for a command's options. See cvmcrypt(8).\n");
+}
+
+static bool verb_has_options(const Verb *v) {
+        for (size_t i = 0; i < ELEMENTSOF(option_defs); i++)
+                if (option_defs[i].verbs != V_ALL && (option_defs[i].verbs & v->bit))
+                        return true;
+        return false;
+}
+
+static void help_verb(const Verb *v) {
+        printf("Usage: cvmcrypt %s [OPTIONS]%s%s\n\n%s.\n", v->name, *v->synopsis ? " " : "", v->synopsis, v->summary);
+        if (!v->run)
+                printf("Not available in this build.\n");
+        if (verb_has_options(v)) {
+                printf("\nOptions:\n");
+                print_options(v->bit, true);
+        }
+        printf("\nGlobal options:\n");
+        print_options(V_ALL, false);
+}
+
+static void build_options(unsigned verb_bit, struct option *out) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(option_defs); i++)
+                if (option_defs[i].verbs & verb_bit)
+                        out[n++] = option_defs[i].opt;
+        out[n] = (struct option){};
+}
+
+/* Returns 1 when the caller should exit 0 (help or version printed), 0 to go on, -EINVAL on misuse. */
+static int handle_option(int c, const char *context, const Verb *v, char **argv) {
+        switch (c) {
+        case 'h':
+                if (v)
+                        help_verb(v);
+                else
+                        help_main();
+                return 1;
+        case OPT_VERSION:
+                printf("cvmcrypt %s\n", PACKAGE_VERSION);
+                return 1;
+        case 'v':
+                log_set_max_level(LOG_DEBUG);
+                return 0;
+        case OPT_JSON:
+                arg_cli.json = true;
+                return 0;
+        case OPT_CONFIG:
+                arg_config = optarg;
+                arg_config_given = true;
+                return 0;
+        case OPT_TPM:
+                arg_tpm = optarg;
+                return 0;
+        case OPT_KERNEL_CMDLINE:
+                arg_kernel_cmdline = optarg;
+                return 0;
+        case OPT_DRY_RUN:
+                arg_cli.dry_run = true;
+                return 0;
+        case OPT_DEVICE:
+                arg_cli.device = optarg;
+                return 0;
+        case ':':
+                return log_error_errno(-EINVAL, "%s%soption '%s' needs an argument", context, *context ? ": " : "",
+                                       argv[optind - 1]);
+        default:
+                if (optopt && optopt < 0x100)
+                        return log_error_errno(-EINVAL, "%s%sunknown option '-%c'", context, *context ? ": " : "",
+                                               optopt);
+                return log_error_errno(-EINVAL, "%s%sunknown option '%.64s'", context, *context ? ": " : "",
+                                       argv[optind - 1]);
+        }
+}
+
+/* Parses options up to the first non-option (global) or through the end (verb). */
+static int parse_options(int argc, char **argv, const Verb *v, const char *context) {
+        struct option longopts[OPTIONS_MAX];
+        int c;
+
+        build_options(v ? v->bit : V_GLOBAL, longopts);
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, v ? ":hv" : "+:hv", longopts, NULL)) >= 0) {
+                int r = handle_option(c, context, v, argv);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int exit_status(int r) {
+        switch (-r) {
+        case 0:
+                return EXIT_OK;
+        case EACCES:
+        case EPERM:
+        case ENOKEY:
+        case EKEYREJECTED:
+                return EXIT_DENIED;
+        case EBADE:
+                return EXIT_ATTESTATION;
+        case ENODEV:
+        case ENOENT:
+        case ENXIO:
+        case EBUSY:
+        case ENOTBLK:
+        case EUCLEAN:
+                return EXIT_DEVICE;
+        case ECOMM:
+        case EREMOTEIO:
+                return EXIT_TPM;
+        case EOPNOTSUPP:
+                return EXIT_UNAVAILABLE;
+        default:
+                return EXIT_FAILURE_GENERIC;
+        }
+}
+
+static int load_config(Config *cfg) {
+        ConfigSources src = { .file = arg_config, .file_required = arg_config_given, .cmdline = arg_kernel_cmdline };
+        ConfigError err;
+        int r;
+
+        r = config_load(cfg, &src, &err);
+        if (r < 0)
+                return log_error_errno(r, "%s", err.message);
+        /* --tpm is the most specific source and wins over file and kernel command line. */
+        if (arg_tpm) {
+                ConfigError terr;
+                _cleanup_free_ char *line = NULL;
+
+                if (asprintf(&line, "tpm=%s", arg_tpm) < 0)
+                        return log_error_errno(-ENOMEM, "out of memory");
+                r = config_parse_file_text(cfg, line, strlen(line), "--tpm", &terr);
+                if (r < 0)
+                        return log_error_errno(r, "%s", terr.message);
+        }
+        return 0;
+}
+
+static int run(int argc, char **argv) {
+        const Verb *v;
+        char context[64];
+        Config cfg;
+        int r;
+
+        r = parse_options(argc, argv, NULL, "");
+        if (r != 0)
+                return r > 0 ? EXIT_OK : EXIT_USAGE;
+        if (optind >= argc) {
+                log_error("no command given (see 'cvmcrypt --help')");
+                return EXIT_USAGE;
+        }
+        v = find_verb(argv[optind]);
+        if (!v) {
+                log_error("unknown command '%.64s' (see 'cvmcrypt --help')", argv[optind]);
+                return EXIT_USAGE;
+        }
+        (void) snprintf(context, sizeof(context), "%s", v->name);
+        argc -= optind;
+        argv += optind;
+        optind = 0; /* full reinitialisation of getopt for the verb's own arguments */
+        if (!v->run) {
+                for (int i = 1; i < argc; i++)
+                        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+                                help_verb(v);
+                                return EXIT_OK;
+                        }
+                log_error("%s: not available in this build", v->name);
+                return EXIT_UNAVAILABLE;
+        }
+        r = parse_options(argc, argv, v, context);
+        if (r != 0)
+                return r > 0 ? EXIT_OK : EXIT_USAGE;
+        if ((unsigned) (argc - optind) < v->min_args || (unsigned) (argc - optind) > v->max_args) {
+                log_error("%s: expected %s%s", v->name, *v->synopsis ? v->synopsis : "no arguments",
+                          argc - optind > (int) v->max_args ? ", got extra arguments" : "");
+                return EXIT_USAGE;
+        }
+        r = load_config(&cfg);
+        if (r < 0)
+                return EXIT_CONFIG;
+        r = v->run(&cfg, &arg_cli, argc - optind, argv + optind);
+        config_done(&cfg);
+        return exit_status(r);
+}
+
+int main(int argc, char **argv) {
+        LogTarget target = LOG_TARGET_DEFAULT;
+        int status;
+
+        /* Before anything could hold a secret: no core dumps, no ptrace by other users. */
+        if (secmem_protect_process() < 0) {
+                fprintf(stderr, "cvmcrypt: cannot disable core dumps: %m\n");
+                return EXIT_FAILURE_GENERIC;
+        }
+        log_open(&target);
+        status = run(argc, argv);
+        if (fflush(stdout) != 0 && status == EXIT_OK) {
+                log_error("cannot write output: %m");
+                status = EXIT_FAILURE_GENERIC;
+        }
+        log_close();
+        return status;
+}

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "tap.h"
+
+typedef struct Case {
+        const char *text;
+        const char *expect; /* substring of the error message; NULL: must succeed */
+} Case;
+
+static const Case file_cases[] = {
+        { "# comment\n\n  tpm = swtpm:path=/tmp/s  \n", NULL },
+        { "tpm\n", "cfg:1: expected KEY=VALUE" },
+        { "\n\nTPM=x\n", "cfg:3: 'TPM' is not a valid key" },
+        { "=x\n", "cfg:1: '' is not a valid key" },
+        { "thiskeyiswaytoolongtobeanykeyweknow=1\n", "is not a valid key" },
+        { "colour=blue\n", "cfg:1: unknown key 'colour'" },
+        { "gate-pcr=15\ngate-pcr=14\n", "cfg:2: 'gate-pcr' is set twice" },
+        { "policy=\n", "cfg:1: 'policy' has an empty value" },
+        { "tpm=a\x01" "b\n", "cfg:1: control character 0x01" },
+        { "tpm=ab\r\n", "cfg:1: control character 0x0d" },
+        { "tpm=:foo\n", "is not a TCTI" },
+        { "tpm=Device:/dev/tpm0\n", "is not a TCTI name" },
+        { "tpm=device:/dev/tpm rm0\n", "whitespace or control" },
+        { "tpm-timeout=abc\n", "not a number of seconds" },
+        { "tpm-timeout=601\n", "not a number of seconds" },
+        { "tpm-timeout=-1\n", "not a number of seconds" },
+        { "tpm-timeout=010\n", "not a number of seconds" },
+        { "tpm-timeout=0x10\n", "not a number of seconds" },
+        { "tpm-timeout=0\n", NULL },
+        { "gate-pcr=7\n", "is not a PCR between 8 and 15" },
+        { "gate-pcr=16\n", "is not a PCR between 8 and 15" },
+        { "gate-pcr=23\n", "is not a PCR between 8 and 15" },
+        { "gate-pcr=99999999999\n", "is not a PCR between 8 and 15" },
+        { "gate-pcr=8\n", NULL },
+        { "anchors=relative/dir\n", "not a clean absolute path" },
+        { "anchors=/usr/../etc\n", "not a clean absolute path" },
+        { "anchors=/usr//share\n", "not a clean absolute path" },
+        { "anchors=/usr/share/..\n", "not a clean absolute path" },
+        { "policy=/etc/./policy.json\n", "not a clean absolute path" },
+        { "event-log=/run/log x\n", "not a clean absolute path" },
+        { "tempdisk-mount=mnt\n", "not a clean absolute path" },
+        { "tempdisk=/dev/sdb\n", "neither auto, 0, nor a /dev/disk/by-* path" },
+        { "tempdisk=maybe\n", "neither auto, 0, nor a /dev/disk/by-* path" },
+        { "tempdisk=/dev/disk/by-id/../sda\n", "neither auto, 0, nor a /dev/disk/by-* path" },
+        { "tempdisk=/dev/disk/by-id/nvme-Microsoft_NVMe_Direct_Disk_1\n", NULL },
+        { "volume=sda2\n", "neither a /dev path nor UUID=" },
+        { "volume=UUID=1234\n", "neither a /dev path nor UUID=" },
+        { "volume=/dev/vda2 bad/name\n", "volume name 'bad/name' is invalid" },
+        { "volume=/dev/vda2 -x\n", "volume name '-x' is invalid" },
+        { "volume=/dev/vda2\nvolume=/dev/vda2\n", "cfg:2: bad value for 'volume': volume '/dev/vda2' is listed twice" },
+        { "volume=/dev/vda2 root\nvolume=/dev/vda3 root\n", "volume name 'root' is used twice" },
+        { "volume=UUID=0f2a3b4c-1d2e-4f50-8a9b-0c1d2e3f4a5b root\nvolume=/dev/vdb\n", NULL },
+};
+
+static void test_file_cases(void) {
+        for (size_t i = 0; i < sizeof(file_cases) / sizeof(file_cases[0]); i++) {
+                const Case *t = &file_cases[i];
+                ConfigError err = {};
+                Config c;
+                int r;
+
+                config_init(&c);
+                r = config_parse_file_text(&c, t->text, strlen(t->text), "cfg", &err);
+                if (!t->expect)
+                        CHECK(r == 0, "file case %zu accepted (%s)", i, err.message);
+                else
+                        CHECK(r < 0 && strstr(err.message, t->expect), "file case %zu rejected with '%s' (got %d '%s')",
+                              i, t->expect, r, err.message);
+                config_done(&c);
+        }
+}
+
+static void test_file_limits(void) {
+        ConfigError err = {};
+        Config c;
+        char *big;
+        int r;
+
+        config_init(&c);
+        big = malloc(CONFIG_FILE_MAX + 2);
+        memset(big, '#', CONFIG_FILE_MAX + 1);
+        r = config_parse_file_text(&c, big, CONFIG_FILE_MAX + 1, "cfg", &err);
+        CHECK(r == -EFBIG && strstr(err.message, "larger than"), "oversized file rejected: %s", err.message);
+
+        memset(big, ' ', CONFIG_LINE_MAX + 1);
+        r = config_parse_file_text(&c, big, CONFIG_LINE_MAX + 1, "cfg", &err);
+        CHECK(r == -E2BIG && strstr(err.message, "cfg:1: line longer than 1024"), "overlong line rejected: %s", err.message);
+        r = config_parse_file_text(&c, big, CONFIG_LINE_MAX, "cfg", &err);
+        CHECK(r == 0, "line of exactly the limit accepted");
+        free(big);
+
+        r = config_parse_file_text(&c, "tpm=a\0b\n", 8, "cfg", &err);
+        CHECK(r == -EINVAL && strstr(err.message, "NUL byte"), "NUL byte rejected: %s", err.message);
+
+        char many[1024] = "";
+        for (int i = 0; i < CONFIG_VOLUMES_MAX + 1; i++)
+                snprintf(many + strlen(many), sizeof(many) - strlen(many), "volume=/dev/vd%c\n", 'a' + i);
+        r = config_parse_file_text(&c, many, strlen(many), "cfg", &err);
+        CHECK(r < 0 && strstr(err.message, "cfg:17: bad value for 'volume': more than 16 volumes"),
+              "too many volumes rejected: %s", err.message);
+        config_done(&c);
+}
+
+static void test_defaults(void) {
+        Config c;
+
+        config_init(&c);
+        CHECK_STREQ(c.tpm, "device:/dev/tpmrm0", "default TCTI");
+        CHECK(c.gate_pcr == 15, "default gate PCR 15");
+        CHECK(c.tempdisk == TEMPDISK_AUTO, "temp disk detected by default");
+        CHECK(c.policy == NULL, "no attestation policy by default");
+        CHECK_STREQ(c.event_log, "/run/log/systemd/tpm2-measure.log", "default event log shared with systemd");
+        config_done(&c);
+}
+
+static const Case cmdline_cases[] = {
+        { "BOOT_IMAGE=/vmlinuz root=/dev/vda1 quiet\n", NULL },
+        { "root=/dev/vda1 cvmcrypt.tempdisk=0 ro\n", NULL },
+        { "cvmcrypt.volume=\"/dev/vda2 root\"", NULL },
+        { "\"cvmcrypt.volume=/dev/vda2 root\"", NULL },
+        { "cvmcrypt.tempdisk", "word 1: 'cvmcrypt.tempdisk' needs =VALUE" },
+        { "quiet cvmcrypt.Tempdisk=0", "word 2: 'cvmcrypt.Tempdisk' is not a valid key" },
+        { "cvmcrypt.nope=1", "word 1: unknown key 'nope'" },
+        { "cvmcrypt.gate-pcr=9 cvmcrypt.gate-pcr=10", "word 2: 'gate-pcr' is set twice" },
+        { "cvmcrypt.gate-pcr=3", "word 1: bad value for 'gate-pcr'" },
+        { "a \"b c", "word 2: unbalanced double quote" },
+        { "cvmcrypt.tpm=\x1b[2J", "control character 0x1b" },
+        { "cvmcrypt.policy=", "word 1: 'policy' has an empty value" },
+};
+
+static void test_cmdline_cases(void) {
+        for (size_t i = 0; i < sizeof(cmdline_cases) / sizeof(cmdline_cases[0]); i++) {
+                const Case *t = &cmdline_cases[i];
+                ConfigError err = {};
+                Config c;
+                int r;
+
+                config_init(&c);
+                r = config_parse_cmdline_text(&c, t->text, strlen(t->text), "cmdline", &err);
+                if (!t->expect)
+                        CHECK(r == 0, "cmdline case %zu accepted (%s)", i, err.message);
+                else
+                        CHECK(r < 0 && strstr(err.message, t->expect), "cmdline case %zu rejected with '%s' (got '%s')",
+                              i, t->expect, err.message);
+                config_done(&c);
+        }
+}
+
+static void test_cmdline_values(void) {
+        ConfigError err = {};
+        const char *text = "quiet cvmcrypt.volume=\"UUID=0f2a3b4c-1d2e-4f50-8a9b-0c1d2e3f4a5b root\" cvmcrypt.tempdisk=off";
+        char big[4200];
+        Config c;
+        int r;
+
+        config_init(&c);
+        r = config_parse_cmdline_text(&c, text, strlen(text), "cmdline", &err);
+        CHECK(r == 0 && c.n_volumes == 1, "quoted volume parsed");
+        CHECK(c.n_volumes == 1 && strcmp(c.volumes[0].name, "root") == 0, "volume name kept");
+        CHECK(c.tempdisk == TEMPDISK_OFF, "tempdisk=off disables the temp disk");
+        memset(big, 'a', sizeof(big));
+        r = config_parse_cmdline_text(&c, big, sizeof(big), "cmdline", &err);
+        CHECK(r == -EFBIG, "overlong kernel command line rejected: %s", err.message);
+        config_done(&c);
+}
+
+static char *write_temp(const char *text, mode_t mode) {
+        char *path = strdup("/tmp/cvmcrypt-test-XXXXXX");
+        int fd = mkstemp(path);
+
+        (void) !write(fd, text, strlen(text));
+        (void) fchmod(fd, mode);
+        close(fd);
+        return path;
+}
+
+static void test_load_precedence(void) {
+        char *file = write_temp("gate-pcr=14\ntempdisk=auto\nvolume=/dev/vda2 a\nvolume=/dev/vda3 b\n", 0644);
+        char *cmdline = write_temp("ro cvmcrypt.tempdisk=0 cvmcrypt.volume=/dev/vdc\n", 0644);
+        ConfigSources src = { .file = file, .file_required = true, .cmdline = cmdline };
+        ConfigError err;
+        Config c;
+        int r;
+
+        r = config_load(&c, &src, &err);
+        CHECK(r == 0, "file + command line load (%s)", err.message);
+        CHECK(c.gate_pcr == 14, "file value kept where the command line is silent");
+        CHECK(c.tempdisk == TEMPDISK_OFF, "command line wins over the file");
+        CHECK(c.n_volumes == 1 && strcmp(c.volumes[0].device, "/dev/vdc") == 0,
+              "command-line volumes replace the file's list");
+        config_done(&c);
+
+        src.cmdline = "/nonexistent/cmdline";
+        r = config_load(&c, &src, &err);
+        CHECK(r == -ENOENT && strstr(err.message, "/nonexistent/cmdline: cannot open"), "missing cmdline file: %s",
+              err.message);
+        CHECK(c.gate_pcr == 15, "failed load leaves defaults, not half a config");
+        config_done(&c);
+
+        src = (ConfigSources){ .file = "/nonexistent/cvmcrypt.conf", .file_required = false };
+        r = config_load(&c, &src, &err);
+        CHECK(r == 0, "missing default config file means defaults");
+        config_done(&c);
+        src.file_required = true;
+        r = config_load(&c, &src, &err);
+        CHECK(r == -ENOENT && strstr(err.message, "cannot open"), "missing --config file is an error: %s", err.message);
+        config_done(&c);
+
+        src = (ConfigSources){ .file = "/tmp", .file_required = true };
+        r = config_load(&c, &src, &err);
+        CHECK(r < 0 && strstr(err.message, "not a regular file"), "directory as config rejected: %s", err.message);
+        config_done(&c);
+
+        if (geteuid() == 0) {
+                chmod(file, 0666);
+                src = (ConfigSources){ .file = file, .file_required = true };
+                r = config_load(&c, &src, &err);
+                CHECK(r == -EPERM && strstr(err.message, "not writable by group or others"),
+                      "world-writable config refused: %s", err.message);
+                config_done(&c);
+        }
+        unlink(file);
+        unlink(cmdline);
+        free(file);
+        free(cmdline);
+}
+
+int main(void) {
+        test_defaults();
+        test_file_cases();
+        test_file_limits();
+        test_cmdline_cases();
+        test_cmdline_values();
+        test_load_precedence();
+        return tap_done();
+}
