@@ -512,10 +512,8 @@ int config_load(Config *c, const ConfigSources *src, ConfigError *err) {
                 r = load_file(c, &file_state, src->file, err);
         if (r >= 0 && src->cmdline)
                 r = load_cmdline(c, &cmdline_state, src->cmdline, err);
-        if (r < 0) {
+        if (r < 0)
                 config_done(c);
-                config_init(c);
-        }
         return r;
 }
 

@@ -49,7 +49,7 @@ void config_init(Config *c);
 void config_done(Config *c);
 
 /* Defaults, then the file, then cvmcrypt.* from the kernel command line (which wins).
- * On failure c holds defaults only and err says what and where. */
+ * On failure c is left empty (nothing to free) and err says what and where. */
 int config_load(Config *c, const ConfigSources *src, ConfigError *err);
 
 /* Parsers for one source, exposed for the unit and fuzz tests. `where` names the source. */

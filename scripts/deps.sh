@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that building and testing cvmcrypt need. Idempotent.
+set -euo pipefail
+
+packages=(
+        # build
+        build-essential autoconf automake libtool pkg-config
+        libcryptsetup-dev libtss2-dev libjson-c-dev libssl-dev
+        # tests: TPM emulator and tools, LUKS tools, bats, fuzzing, fixtures
+        swtpm swtpm-tools tpm2-tools cryptsetup-bin e2fsprogs bats
+        clang libclang-rt-14-dev python3 openssl xxd man-db
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+        echo "deps.sh: run as root (it installs Debian packages)" >&2
+        exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds, and runs every tier: unit and bats tests, the same again
+# under ASan+UBSan, the fuzz targets, and make distcheck. Ends with "N passed, N failed, N skipped".
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+logs=$(mktemp -d /tmp/cvmcrypt-test-logs.XXXXXX)
+passed=0 failed=0 skipped=0
+
+tally() { # tally TIER PASSED FAILED SKIPPED
+        passed=$((passed + $2)) failed=$((failed + $3)) skipped=$((skipped + $4))
+        printf '== %-12s %d passed, %d failed, %d skipped\n' "$1" "$2" "$3" "$4"
+}
+
+# A step that is one test: its name, then the command.
+step() {
+        local name=$1
+        shift
+        if "$@" >"$logs/$name.log" 2>&1; then
+                tally "$name" 1 0 0
+        else
+                echo "-- $name failed; last lines of $logs/$name.log:"
+                tail -n 40 "$logs/$name.log"
+                tally "$name" 0 1 0
+                return 1
+        fi
+}
+
+# Unit tests through automake: count the TAP results in the .trs files.
+unit_tier() { # unit_tier NAME BUILDDIR
+        local name=$1 dir=$2 p f s
+        make -C "$dir" -j"$(nproc)" check >"$logs/$name.log" 2>&1
+        p=$(cat "$dir"/tests/unit/*.trs 2>/dev/null | grep -c '^:test-result: \(PASS\|XFAIL\)')
+        f=$(cat "$dir"/tests/unit/*.trs 2>/dev/null | grep -c '^:test-result: \(FAIL\|XPASS\|ERROR\)')
+        s=$(cat "$dir"/tests/unit/*.trs 2>/dev/null | grep -c '^:test-result: SKIP')
+        if [ "$f" -gt 0 ] || ! grep -q '^# FAIL: *0' "$logs/$name.log"; then
+                grep -h '^not ok\|^#' "$dir"/tests/unit/*.log | grep -v '^# \(PASS\|SKIP\|XFAIL\|TOTAL\)' | head -n 60
+                [ "$f" -gt 0 ] || f=1
+        fi
+        tally "$name" "$p" "$f" "$s"
+}
+
+# bats: count the TAP lines; skips must say why (bats prints the reason).
+bats_tier() { # bats_tier NAME BINARY
+        local name=$1 p f s
+        CVMCRYPT=$2 bats --tap tests/bats >"$logs/$name.log" 2>&1
+        p=$(grep -c '^ok ' "$logs/$name.log")
+        s=$(grep -c '^ok .* # skip' "$logs/$name.log")
+        f=$(grep -c '^not ok ' "$logs/$name.log")
+        p=$((p - s))
+        grep '# skip' "$logs/$name.log"
+        if [ "$f" -gt 0 ] || [ "$p" -eq 0 ]; then
+                grep -A 15 '^not ok ' "$logs/$name.log" | head -n 150
+                [ "$f" -gt 0 ] || f=1
+        fi
+        tally "$name" "$p" "$f" "$s"
+}
+
+fuzz_tier() {
+        local t name corpus p=0 f=0
+        for t in build-fuzz/tests/fuzz/fuzz-*; do
+                [ -x "$t" ] && [ "${t%.o}" = "$t" ] || continue
+                name=${t##*/fuzz-}
+                corpus=$(mktemp -d "$logs/corpus-$name.XXXXXX")
+                if "$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 "$corpus" \
+                        "tests/fuzz/corpus/$name" >"$logs/fuzz-$name.log" 2>&1; then
+                        p=$((p + 1))
+                else
+                        f=$((f + 1))
+                        echo "-- fuzz target $name failed:"
+                        grep -A 30 'ERROR\|runtime error\|Test unit written' "$logs/fuzz-$name.log" | head -n 60
+                fi
+        done
+        tally fuzz "$p" "$f" 0
+}
+
+echo "== installing Debian packages"
+scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+if step build scripts/build.sh build; then
+        unit_tier unit build
+        bats_tier bats "$top/build/cvmcrypt"
+        step distcheck make -C build distcheck
+fi
+if step build-asan scripts/build.sh build-asan --enable-sanitizers; then
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99
+        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        unit_tier unit-asan build-asan
+        bats_tier bats-asan "$top/build-asan/cvmcrypt"
+        unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+if step build-fuzz env CC=clang scripts/build.sh build-fuzz --enable-fuzzing; then
+        fuzz_tier
+fi
+
+echo "logs: $logs"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
