@@ -9,8 +9,9 @@ static unsigned tap_n, tap_failed;
 
 #define CHECK(cond, ...)                                                           \
         do {                                                                       \
+                int tap_ok_ = !!(cond); /* evaluated once: conditions may have side effects */ \
                 tap_n++;                                                           \
-                if (cond)                                                          \
+                if (tap_ok_)                                                       \
                         printf("ok %u - ", tap_n);                                 \
                 else {                                                             \
                         tap_failed++;                                              \
@@ -18,7 +19,7 @@ static unsigned tap_n, tap_failed;
                 }                                                                  \
                 printf(__VA_ARGS__);                                               \
                 printf("\n");                                                      \
-                if (!(cond))                                                       \
+                if (!tap_ok_)                                                      \
                         printf("# failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
                 fflush(stdout);                                                    \
         } while (0)
