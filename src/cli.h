@@ -5,13 +5,40 @@
 
 #include "config.h"
 
-/* Parsed command-line options; main.c fills it, verbs read it. */
+#include <stdint.h>
+
+#define CLI_PCR_MAX 24
+
+/* Parsed command-line options; main.c fills it, verbs read it. Secrets never appear here: options
+ * name files that hold them. */
 typedef struct CliArgs {
         bool json;
         bool dry_run;
         const char *device;
+        /* enroll */
+        const char *unlock_key_file;
+        uint32_t pcr_mask;
+        bool pcr_mask_given;
+        const char *pcr_bank;
+        const char *pcr_value[CLI_PCR_MAX]; /* --pcr-value N=HEX: the HEX of PCR N, or NULL */
+        bool recovery_key;
+        const char *recovery_key_file;
+        bool pin;
+        const char *pin_file;
+        /* unlock */
+        bool test;
+        bool ask;
+        bool recovery;
 } CliArgs;
 
 typedef int (*VerbRun)(const Config *cfg, const CliArgs *args, int argc, char **argv);
+/* Checks option combinations before the configuration is read or anything runs; a negative return
+ * is a usage error (exit 2), already logged. */
+typedef int (*VerbVerify)(const CliArgs *args, int argc, char **argv);
 
+int verify_enroll(const CliArgs *args, int argc, char **argv);
+int verify_unlock(const CliArgs *args, int argc, char **argv);
+
+int verb_enroll(const Config *cfg, const CliArgs *args, int argc, char **argv);
+int verb_unlock(const Config *cfg, const CliArgs *args, int argc, char **argv);
 int verb_boot(const Config *cfg, const CliArgs *args, int argc, char **argv);

@@ -42,23 +42,24 @@ typedef struct Verb {
         unsigned min_args, max_args;
         const char *summary;
         VerbRun run; /* NULL: not available in this build */
+        VerbVerify verify;
 } Verb;
 
 static const Verb verbs[] = {
-        { "enroll", V_ENROLL, "DEV", 1, 1, "add a TPM2-sealed keyslot and token to a LUKS2 volume", NULL },
-        { "unlock", V_UNLOCK, "DEV [NAME]", 1, 2, "attest if required, unseal and activate (or --test)", NULL },
-        { "boot", V_BOOT, "", 0, 0, "the initramfs sequence: measure, attest, unlock, temp disk, cap", verb_boot },
-        { "tempdisk", V_TEMPDISK, "", 0, 0, "format and mount the ephemeral temp disk with a fresh key", NULL },
-        { "attest", V_ATTEST, "verify|show|fetch [FILE]", 1, 2, "verify or show an SEV-SNP / Azure HCL report", NULL },
-        { "measure", V_MEASURE, "", 0, 0, "extend the gate PCR and the event log; --verify replays the log", NULL },
-        { "predict", V_PREDICT, "", 0, 0, "expected gate PCR value for a binary, config and policy", NULL },
-        { "cap", V_CAP, "", 0, 0, "extend the gate PCR so nothing can unseal until the next boot", NULL },
-        { "status", V_STATUS, "DEV", 1, 1, "keyslots, tokens, PCR bindings and whether it would unlock now", NULL },
-        { "reseal", V_RESEAL, "DEV", 1, 1, "enroll for the current PCRs, verify, then drop the old slot", NULL },
-        { "recover", V_RECOVER, "DEV", 1, 1, "unlock with the recovery key and re-enroll the TPM slot", NULL },
-        { "remove", V_REMOVE, "DEV", 1, 1, "remove a token and its keyslot, never the last way in", NULL },
-        { "provision", V_PROVISION, "DEV", 1, 1, "first boot: re-key a build-time volume and seal it to this VM", NULL },
-        { "image-prepare", V_IMAGE_PREPARE, "IMAGE", 1, 1, "encrypt a disk image for provisioning on first boot", NULL },
+        { "enroll", V_ENROLL, "DEV", 1, 1, "add a TPM2-sealed keyslot and token to a LUKS2 volume", NULL, NULL },
+        { "unlock", V_UNLOCK, "DEV [NAME]", 1, 2, "attest if required, unseal and activate (or --test)", NULL, NULL },
+        { "boot", V_BOOT, "", 0, 0, "the initramfs sequence: measure, attest, unlock, temp disk, cap", verb_boot, NULL },
+        { "tempdisk", V_TEMPDISK, "", 0, 0, "format and mount the ephemeral temp disk with a fresh key", NULL, NULL },
+        { "attest", V_ATTEST, "verify|show|fetch [FILE]", 1, 2, "verify or show an SEV-SNP / Azure HCL report", NULL, NULL },
+        { "measure", V_MEASURE, "", 0, 0, "extend the gate PCR and the event log; --verify replays the log", NULL, NULL },
+        { "predict", V_PREDICT, "", 0, 0, "expected gate PCR value for a binary, config and policy", NULL, NULL },
+        { "cap", V_CAP, "", 0, 0, "extend the gate PCR so nothing can unseal until the next boot", NULL, NULL },
+        { "status", V_STATUS, "DEV", 1, 1, "keyslots, tokens, PCR bindings and whether it would unlock now", NULL, NULL },
+        { "reseal", V_RESEAL, "DEV", 1, 1, "enroll for the current PCRs, verify, then drop the old slot", NULL, NULL },
+        { "recover", V_RECOVER, "DEV", 1, 1, "unlock with the recovery key and re-enroll the TPM slot", NULL, NULL },
+        { "remove", V_REMOVE, "DEV", 1, 1, "remove a token and its keyslot, never the last way in", NULL, NULL },
+        { "provision", V_PROVISION, "DEV", 1, 1, "first boot: re-key a build-time volume and seal it to this VM", NULL, NULL },
+        { "image-prepare", V_IMAGE_PREPARE, "IMAGE", 1, 1, "encrypt a disk image for provisioning on first boot", NULL, NULL },
 };
 
 enum {
@@ -69,6 +70,17 @@ enum {
         OPT_VERSION,
         OPT_DRY_RUN,
         OPT_DEVICE,
+        OPT_UNLOCK_KEY_FILE,
+        OPT_PCRS,
+        OPT_PCR_BANK,
+        OPT_PCR_VALUE,
+        OPT_RECOVERY_KEY,
+        OPT_RECOVERY_KEY_FILE,
+        OPT_PIN,
+        OPT_PIN_FILE,
+        OPT_TEST,
+        OPT_ASK,
+        OPT_RECOVERY,
 };
 
 typedef struct OptionDef {
@@ -88,6 +100,17 @@ static const OptionDef option_defs[] = {
         { { "kernel-cmdline", required_argument, NULL, OPT_KERNEL_CMDLINE }, V_ALL, "FILE", "read cvmcrypt.* settings from FILE instead of /proc/cmdline" },
         { { "dry-run", no_argument, NULL, OPT_DRY_RUN }, V_BOOT | V_TEMPDISK, NULL, "validate and print the plan; touch nothing" },
         { { "device", required_argument, NULL, OPT_DEVICE }, V_TEMPDISK, "DEV", "the temp disk (instead of detection)" },
+        { { "unlock-key-file", required_argument, NULL, OPT_UNLOCK_KEY_FILE }, V_ENROLL, "FILE", "existing passphrase or key file ('-': stdin); default: ask" },
+        { { "pcrs", required_argument, NULL, OPT_PCRS }, V_ENROLL, "LIST", "PCRs to bind, e.g. 0,4,7 (default 7)" },
+        { { "pcr-bank", required_argument, NULL, OPT_PCR_BANK }, V_ENROLL, "BANK", "sha256 (default) or sha384" },
+        { { "pcr-value", required_argument, NULL, OPT_PCR_VALUE }, V_ENROLL, "N=HEX", "bind PCR N to a predicted value instead of the current one" },
+        { { "recovery-key", no_argument, NULL, OPT_RECOVERY_KEY }, V_ENROLL, NULL, "also add a recovery key, printed once" },
+        { { "recovery-key-file", required_argument, NULL, OPT_RECOVERY_KEY_FILE }, V_ENROLL | V_UNLOCK, "FILE", "enroll: write the new recovery key here (0600); unlock: read it from here" },
+        { { "pin", no_argument, NULL, OPT_PIN }, V_ENROLL, NULL, "also require a PIN (asked, or from --pin-file)" },
+        { { "pin-file", required_argument, NULL, OPT_PIN_FILE }, V_ENROLL | V_UNLOCK, "FILE", "read the PIN from FILE" },
+        { { "test", no_argument, NULL, OPT_TEST }, V_UNLOCK, NULL, "check the key without activating" },
+        { { "ask", no_argument, NULL, OPT_ASK }, V_UNLOCK, NULL, "if the TPM refuses, ask for the recovery key" },
+        { { "recovery", no_argument, NULL, OPT_RECOVERY }, V_UNLOCK, NULL, "unlock with the recovery key instead of the TPM" },
 };
 
 #define OPTIONS_MAX (ELEMENTSOF(option_defs) + 1)
@@ -155,6 +178,42 @@ static void build_options(unsigned verb_bit, struct option *out) {
         out[n] = (struct option){};
 }
 
+/* "0,4,7" or "0+4+7": each PCR 0..23 once, at least one. */
+static int parse_pcr_list(const char *s, uint32_t *ret) {
+        uint32_t mask = 0;
+
+        do {
+                unsigned v = 0;
+                size_t digits = 0;
+
+                for (; *s >= '0' && *s <= '9' && digits < 3; s++, digits++)
+                        v = v * 10 + (unsigned) (*s - '0');
+                if (digits == 0 || v >= CLI_PCR_MAX || (mask & (1u << v)) || (*s && *s != ',' && *s != '+'))
+                        return -EINVAL;
+                mask |= 1u << v;
+        } while (*s && *++s);
+        if (mask == 0 || s[-1] == ',' || s[-1] == '+')
+                return -EINVAL;
+        *ret = mask;
+        return 0;
+}
+
+/* --pcr-value N=HEX; the hex is checked against the bank's digest size by the verb. */
+static int parse_pcr_value(const char *s, const char *context) {
+        uint32_t mask;
+        const char *eq = strchr(s, '=');
+        char num[4] = "";
+
+        if (eq && (size_t) (eq - s) < sizeof(num))
+                memcpy(num, s, (size_t) (eq - s));
+        if (!eq || parse_pcr_list(num, &mask) < 0 || __builtin_popcount(mask) != 1 || !eq[1])
+                return log_error_errno(-EINVAL, "%s: --pcr-value '%.64s' is not N=HEX", context, s);
+        if (arg_cli.pcr_value[__builtin_ctz(mask)])
+                return log_error_errno(-EINVAL, "%s: --pcr-value for PCR %d given twice", context, __builtin_ctz(mask));
+        arg_cli.pcr_value[__builtin_ctz(mask)] = eq + 1;
+        return 0;
+}
+
 /* Returns 1 when the caller should exit 0 (help or version printed), 0 to go on, -EINVAL on misuse. */
 static int handle_option(int c, const char *context, const Verb *v, char **argv) {
         switch (c) {
@@ -188,6 +247,43 @@ static int handle_option(int c, const char *context, const Verb *v, char **argv)
                 return 0;
         case OPT_DEVICE:
                 arg_cli.device = optarg;
+                return 0;
+        case OPT_UNLOCK_KEY_FILE:
+                arg_cli.unlock_key_file = optarg;
+                return 0;
+        case OPT_PCRS:
+                arg_cli.pcr_mask_given = true;
+                if (parse_pcr_list(optarg, &arg_cli.pcr_mask) < 0)
+                        return log_error_errno(-EINVAL, "%s: --pcrs '%.64s' is not a list of PCRs 0-23 such as 0,4,7",
+                                               context, optarg);
+                return 0;
+        case OPT_PCR_BANK:
+                if (strcmp(optarg, "sha256") != 0 && strcmp(optarg, "sha384") != 0)
+                        return log_error_errno(-EINVAL, "%s: --pcr-bank must be sha256 or sha384", context);
+                arg_cli.pcr_bank = optarg;
+                return 0;
+        case OPT_PCR_VALUE:
+                return parse_pcr_value(optarg, context);
+        case OPT_RECOVERY_KEY:
+                arg_cli.recovery_key = true;
+                return 0;
+        case OPT_RECOVERY_KEY_FILE:
+                arg_cli.recovery_key_file = optarg;
+                return 0;
+        case OPT_PIN:
+                arg_cli.pin = true;
+                return 0;
+        case OPT_PIN_FILE:
+                arg_cli.pin_file = optarg;
+                return 0;
+        case OPT_TEST:
+                arg_cli.test = true;
+                return 0;
+        case OPT_ASK:
+                arg_cli.ask = true;
+                return 0;
+        case OPT_RECOVERY:
+                arg_cli.recovery = true;
                 return 0;
         case ':':
                 return log_error_errno(-EINVAL, "%s%soption '%s' needs an argument", context, *context ? ": " : "",
@@ -227,6 +323,9 @@ static int exit_status(int r) {
                 return EXIT_DENIED;
         case EBADE:
                 return EXIT_ATTESTATION;
+        case EREMCHG:
+        case ENOLCK:
+                return EXIT_DENIED;
         case ENODEV:
         case ENOENT:
         case ENXIO:
@@ -305,6 +404,8 @@ static int run(int argc, char **argv) {
                           argc - optind > (int) v->max_args ? ", got extra arguments" : "");
                 return EXIT_USAGE;
         }
+        if (v->verify && v->verify(&arg_cli, argc - optind, argv + optind) < 0)
+                return EXIT_USAGE;
         r = load_config(&cfg);
         if (r < 0)
                 return EXIT_CONFIG;

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <libcryptsetup.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "luks-header.h"
+#include "luks.h"
+#include "macro.h"
+#include "recovery-key.h"
+#include "secmem.h"
+#include "token.h"
+
+#define SECRET_SIZE 32
+#define VK_DIGEST_SIZE 32
+#define PAYLOAD_SIZE (SECRET_SIZE + VK_DIGEST_SIZE)
+#define VK_MAX 64
+#define VK_DIGEST_TAG "cvmcrypt volume key v1"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
+
+static _printf_(4, 5) int fail(char *why, size_t n, int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(why, n, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+/* libcryptsetup prints to stderr by default; its messages are details for --verbose only. */
+static void log_from_libcryptsetup(int level _unused_, const char *msg, void *usrptr _unused_) {
+        char line[512];
+        size_t len = strlen(msg);
+
+        (void) snprintf(line, sizeof(line), "libcryptsetup: %.*s", (int) (len && msg[len - 1] == '\n' ? len - 1 : len),
+                        msg);
+        log_debug("%s", line);
+}
+
+static void luks_log_setup(void) {
+        crypt_set_log_callback(NULL, log_from_libcryptsetup, NULL);
+}
+
+/* The unsealed payload carries a digest of the volume key, so a volume whose header was forged to
+ * accept any key (or a different volume) is refused even though its keyslot opens. */
+static int vk_digest(const uint8_t *vk, size_t vk_size, uint8_t out[VK_DIGEST_SIZE]) {
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        unsigned len = 0;
+        int ok;
+
+        if (!ctx)
+                return -ENOMEM;
+        ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, VK_DIGEST_TAG, sizeof(VK_DIGEST_TAG)) &&
+             EVP_DigestUpdate(ctx, vk, vk_size) && EVP_DigestFinal_ex(ctx, out, &len);
+        EVP_MD_CTX_free(ctx);
+        return ok && len == VK_DIGEST_SIZE ? 0 : -EIO;
+}
+
+static int random_bytes(void *p, size_t n) {
+        return getrandom(p, n, 0) == (ssize_t) n ? 0 : -EIO;
+}
+
+/* Snapshot + allow-list + a libcryptsetup context on the checked copy. */
+static int open_checked(const char *device, LuksHeader *hdr, struct crypt_device **ret, char *why, size_t n) {
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        char reason[LUKS_WHY_MAX] = "";
+        int r;
+
+        luks_log_setup();
+        r = luks_header_snapshot(device, hdr, reason, sizeof(reason));
+        if (r == -ENOENT || r == -ENXIO || r == -EACCES)
+                return fail(why, n, r == -EACCES ? r : -ENODEV, "%s: cannot read: %s", device, strerror(-r));
+        if (r < 0)
+                return fail(why, n, -EUCLEAN, "%s: LUKS2 header rejected: %s", device, reason);
+        r = crypt_init_data_device(&cd, hdr->path, device);
+        if (r >= 0)
+                r = crypt_load(cd, CRYPT_LUKS2, NULL);
+        if (r < 0)
+                return fail(why, n, -EUCLEAN, "%s: libcryptsetup cannot load the checked header: %s", device,
+                            strerror(-r));
+        *ret = TAKE_PTR(cd);
+        return 0;
+}
+
+static bool all_bytes(const uint8_t *p, size_t n, uint8_t v) {
+        for (size_t i = 0; i < n; i++)
+                if (p[i] != v)
+                        return false;
+        return true;
+}
+
+/* Current values for the PCRs that are not predicted; a PCR nobody extended binds to nothing. */
+static int fill_current_pcrs(TpmContext *tpm, const EnrollParams *p, TpmPcrValues *out, char *why, size_t n) {
+        uint32_t current = p->pcrs.mask & ~p->predicted_mask;
+        size_t size = tpm_bank_digest_size(p->pcrs.bank);
+        TpmPcrValues now;
+        int r;
+
+        *out = p->pcrs;
+        if (current == 0)
+                return 0;
+        r = tpm_pcr_read(tpm, p->pcrs.bank, current, &now);
+        if (r < 0)
+                return fail(why, n, r, "cannot read PCRs: %s", strerror(-r));
+        for (unsigned i = 0; i < TPM_PCR_MAX; i++) {
+                if (!(current & (1u << i)))
+                        continue;
+                if (all_bytes(now.value[i], size, 0) || all_bytes(now.value[i], size, 0xff))
+                        return fail(why, n, -ENOMEDIUM,
+                                    "PCR %u has never been extended; binding to it protects nothing (give --pcr-value %u=HEX to bind to a predicted value)",
+                                    i, i);
+                memcpy(out->value[i], now.value[i], size);
+        }
+        return 0;
+}
+
+/* Keyslots for high-entropy secrets: a slow KDF adds nothing but boot time. */
+static int use_fast_kdf(struct crypt_device *cd) {
+        static const struct crypt_pbkdf_type fast = {
+                .type = CRYPT_KDF_PBKDF2,
+                .hash = "sha512",
+                .iterations = 1000,
+                .flags = CRYPT_PBKDF_NO_BENCHMARK,
+        };
+
+        return crypt_set_pbkdf_type(cd, &fast);
+}
+
+/* A writable context on the real device whose header is still the one we checked and whose
+ * digest accepts vk. */
+static int open_for_write(const char *device, const LuksHeader *hdr, const uint8_t *vk, size_t vk_size,
+                          struct crypt_device **ret, char *why, size_t n) {
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        const char *uuid;
+        int r;
+
+        r = crypt_init(&cd, device);
+        if (r >= 0)
+                r = crypt_load(cd, CRYPT_LUKS2, NULL);
+        if (r < 0)
+                return fail(why, n, r, "%s: cannot open for writing: %s", device, strerror(-r));
+        uuid = crypt_get_uuid(cd);
+        if (!uuid || strcmp(uuid, hdr->info.uuid) != 0 || crypt_volume_key_verify(cd, (const char *) vk, vk_size) < 0)
+                return fail(why, n, -EBUSY, "%s: the header changed while enrolling", device);
+        r = use_fast_kdf(cd);
+        if (r < 0)
+                return fail(why, n, r, "%s: cannot set the keyslot KDF: %s", device, strerror(-r));
+        *ret = TAKE_PTR(cd);
+        return 0;
+}
+
+static int add_tpm_slot(struct crypt_device *cd, TpmContext *tpm, const EnrollParams *p, const TpmPcrValues *pcrs,
+                        const uint8_t *vk, size_t vk_size, EnrollResult *res, char *why, size_t n) {
+        _cleanup_secmem_ uint8_t *payload = secmem_alloc(PAYLOAD_SIZE);
+        _cleanup_free_ char *json = NULL;
+        TpmSealed sealed = {};
+        Tpm2Token tok = {};
+        int r, slot;
+
+        if (!payload)
+                return fail(why, n, -ENOMEM, "out of memory");
+        r = random_bytes(payload, SECRET_SIZE);
+        if (r >= 0)
+                r = vk_digest(vk, vk_size, payload + SECRET_SIZE);
+        if (r < 0)
+                return fail(why, n, r, "cannot generate the secret");
+        r = tpm_seal(tpm, pcrs, p->pin, p->pin_size, payload, PAYLOAD_SIZE, &sealed);
+        if (r < 0)
+                return fail(why, n, r, "sealing to the TPM failed: %s", strerror(-r));
+        if (sealed.blob_size > sizeof(tok.blob)) {
+                tpm_sealed_done(&sealed);
+                return fail(why, n, -E2BIG, "sealed blob too large");
+        }
+        slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *) vk, vk_size, (const char *) payload,
+                                               SECRET_SIZE);
+        if (slot < 0) {
+                tpm_sealed_done(&sealed);
+                return fail(why, n, slot, "adding the TPM keyslot failed: %s", strerror(-slot));
+        }
+        tok = (Tpm2Token){ .keyslot = (unsigned) slot, .blob_size = sealed.blob_size, .pcrs = *pcrs,
+                           .srk_name_size = sealed.srk_name_size, .pin = p->pin != NULL };
+        memcpy(tok.blob, sealed.blob, sealed.blob_size);
+        memcpy(tok.policy_hash, sealed.policy, sizeof(tok.policy_hash));
+        memcpy(tok.srk_name, sealed.srk_name, sealed.srk_name_size);
+        tpm_sealed_done(&sealed);
+        r = token_tpm2_format(&tok, &json);
+        if (r >= 0)
+                r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
+        if (r < 0) {
+                /* Without its token the slot is useless: take it back out. */
+                (void) crypt_keyslot_destroy(cd, slot);
+                return fail(why, n, r, "writing the token failed: %s", strerror(-r));
+        }
+        res->tpm_keyslot = slot;
+        res->tpm_token = r;
+        return 0;
+}
+
+static int add_recovery_slot(struct crypt_device *cd, const uint8_t *vk, size_t vk_size, EnrollResult *res, char *why,
+                             size_t n) {
+        _cleanup_secmem_ char *formatted = NULL, *pass = NULL;
+        _cleanup_free_ char *json = NULL;
+        int r, slot;
+
+        r = recovery_key_generate(&formatted, &pass);
+        if (r < 0)
+                return fail(why, n, r, "cannot generate a recovery key");
+        slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *) vk, vk_size, pass, RECOVERY_KEY_CHARS);
+        if (slot < 0)
+                return fail(why, n, slot, "adding the recovery keyslot failed: %s", strerror(-slot));
+        r = token_recovery_format(&(RecoveryToken){ .keyslot = (unsigned) slot }, &json);
+        if (r >= 0)
+                r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
+        if (r < 0) {
+                (void) crypt_keyslot_destroy(cd, slot);
+                return fail(why, n, r, "writing the recovery token failed: %s", strerror(-r));
+        }
+        res->recovery_keyslot = slot;
+        res->recovery_token = r;
+        res->recovery_key = TAKE_PTR(formatted);
+        return 0;
+}
+
+int luks_enroll(const char *device, const char *unlock_secret, size_t unlock_size, TpmContext *tpm,
+                const EnrollParams *p, EnrollResult *ret, char *why, size_t n) {
+        _cleanup_(luks_header_done) LuksHeader hdr = LUKS_HEADER_NULL;
+        _cleanup_(crypt_freep) struct crypt_device *ro = NULL, *cd = NULL;
+        _cleanup_secmem_ uint8_t *vk = secmem_alloc(VK_MAX);
+        EnrollResult res = { -1, -1, -1, -1, NULL };
+        size_t vk_size = VK_MAX;
+        TpmPcrValues pcrs;
+        int r;
+
+        if (!vk)
+                return fail(why, n, -ENOMEM, "out of memory");
+        r = open_checked(device, &hdr, &ro, why, n);
+        if (r < 0)
+                return r;
+        r = crypt_volume_key_get(ro, CRYPT_ANY_SLOT, (char *) vk, &vk_size, unlock_secret, unlock_size);
+        if (r < 0)
+                return fail(why, n, -ENOKEY, "%s: the passphrase or key file opens no keyslot", device);
+        r = fill_current_pcrs(tpm, p, &pcrs, why, n);
+        if (r < 0)
+                return r;
+        r = open_for_write(device, &hdr, vk, vk_size, &cd, why, n);
+        if (r < 0)
+                return r;
+        r = add_tpm_slot(cd, tpm, p, &pcrs, vk, vk_size, &res, why, n);
+        if (r < 0)
+                return r;
+        if (p->recovery_key) {
+                r = add_recovery_slot(cd, vk, vk_size, &res, why, n);
+                if (r < 0)
+                        return r;
+        }
+        *ret = res;
+        return 0;
+}
+
+void enroll_result_done(EnrollResult *r) {
+        r->recovery_key = secmem_free(r->recovery_key);
+}
+
+/* Names the PCRs whose current value differs from what the token was sealed to. */
+static int explain_pcr_refusal(TpmContext *tpm, const Tpm2Token *t, int token_id, char *why, size_t n) {
+        size_t size = tpm_bank_digest_size(t->pcrs.bank), len = 0;
+        TpmPcrValues now;
+        int r;
+
+        r = tpm_pcr_read(tpm, t->pcrs.bank, t->pcrs.mask, &now);
+        if (r < 0)
+                return fail(why, n, -EPERM, "token %d: the TPM refused the PCR policy", token_id);
+        why[0] = '\0';
+        for (unsigned i = 0; i < TPM_PCR_MAX && len + 1 < n; i++) {
+                char sealed[2 * TPM_DIGEST_MAX + 1], cur[2 * TPM_DIGEST_MAX + 1];
+
+                if (!(t->pcrs.mask & (1u << i)) || memcmp(now.value[i], t->pcrs.value[i], size) == 0)
+                        continue;
+                for (size_t k = 0; k < size; k++) {
+                        snprintf(sealed + 2 * k, 3, "%02x", t->pcrs.value[i][k]);
+                        snprintf(cur + 2 * k, 3, "%02x", now.value[i][k]);
+                }
+                len += (size_t) snprintf(why + len, n - len, "%sPCR %u differs from the sealed policy (sealed %s, now %s)",
+                                         len ? "; " : "", i, sealed, cur);
+        }
+        if (len == 0)
+                return fail(why, n, -EPERM, "token %d: the TPM refused the PCR policy", token_id);
+        return -EPERM;
+}
+
+static int explain_unseal_error(TpmContext *tpm, const Tpm2Token *t, int token_id, int r, char *why, size_t n) {
+        switch (r) {
+        case -EPERM:
+                return explain_pcr_refusal(tpm, t, token_id, why, n);
+        case -EREMCHG:
+                return fail(why, n, r, "token %d: the TPM's SRK differs from the one at enroll (TPM cleared, or another VM)",
+                            token_id);
+        case -EUCLEAN:
+                return fail(why, n, r, "token %d: the sealed object's policy differs from the token's policy hash",
+                            token_id);
+        case -ENOKEY:
+                return fail(why, n, r, "token %d: wrong PIN", token_id);
+        case -ENOLCK:
+                return fail(why, n, r, "the TPM is in dictionary-attack lockout");
+        case -EBADMSG:
+                return fail(why, n, -EUCLEAN, "token %d: the sealed blob is malformed", token_id);
+        default:
+                return fail(why, n, r, "token %d: unsealing failed: %s", token_id, strerror(-r));
+        }
+}
+
+static int activate(struct crypt_device *cd, const char *name, const LuksHeader *hdr, const uint8_t *vk,
+                    size_t vk_size, char *why, size_t n) {
+        char def[64];
+        int r;
+
+        if (name && !*name) {
+                (void) snprintf(def, sizeof(def), "luks-%s", hdr->info.uuid);
+                name = def;
+        }
+        r = crypt_activate_by_volume_key(cd, name, (const char *) vk, vk_size, 0);
+        if (r < 0)
+                return fail(why, n, r, name ? "activating %s failed: %s" : "%s: the key does not match the volume: %s",
+                            name ? name : "volume", strerror(-r));
+        return 0;
+}
+
+/* Unseal with one token and check the result against the volume; vk receives the volume key. */
+static int unseal_token(struct crypt_device *cd, TpmContext *tpm, int id, const Tpm2Token *t, const char *pin,
+                        size_t pin_size, uint8_t *vk, size_t *vk_size, char *why, size_t n) {
+        _cleanup_secmem_ uint8_t *payload = NULL;
+        uint8_t policy[32], digest[VK_DIGEST_SIZE];
+        TpmSealed sealed = { .blob = (uint8_t *) t->blob, .blob_size = t->blob_size,
+                             .srk_name_size = t->srk_name_size };
+        size_t size = 0;
+        int r;
+
+        r = crypt_keyslot_status(cd, (int) t->keyslot);
+        if (r != CRYPT_SLOT_ACTIVE && r != CRYPT_SLOT_ACTIVE_LAST)
+                return fail(why, n, -ENOENT, "token %d: its keyslot %u is gone", id, t->keyslot);
+        if (tpm_policy_digest(&t->pcrs, t->pin, policy) < 0 || memcmp(policy, t->policy_hash, 32) != 0)
+                return fail(why, n, -EUCLEAN, "token %d: its PCR values do not match its policy hash (tampered token)", id);
+        if (t->pin && !pin)
+                return fail(why, n, -ENOKEY, "token %d needs a PIN (--pin-file)", id);
+        memcpy(sealed.policy, t->policy_hash, 32);
+        memcpy(sealed.srk_name, t->srk_name, t->srk_name_size);
+        r = tpm_unseal(tpm, &sealed, t->pcrs.bank, t->pcrs.mask, t->pin ? pin : NULL, pin_size, &payload, &size);
+        if (r < 0)
+                return explain_unseal_error(tpm, t, id, r, why, n);
+        if (size != PAYLOAD_SIZE)
+                return fail(why, n, -EKEYREJECTED, "token %d: unsealed data has the wrong size", id);
+        r = crypt_volume_key_get(cd, (int) t->keyslot, (char *) vk, vk_size, (const char *) payload, SECRET_SIZE);
+        if (r < 0)
+                return fail(why, n, -EKEYREJECTED, "token %d: keyslot %u does not accept the unsealed key", id,
+                            t->keyslot);
+        r = vk_digest(vk, *vk_size, digest);
+        if (r < 0 || CRYPTO_memcmp(digest, payload + SECRET_SIZE, VK_DIGEST_SIZE) != 0)
+                return fail(why, n, -EKEYREJECTED,
+                            "token %d: the volume key is not the one sealed at enroll (volume swapped or header forged)",
+                            id);
+        return 0;
+}
+
+static bool token_is(struct crypt_device *cd, int id, const char *type) {
+        const char *t = NULL;
+        crypt_token_info info = crypt_token_status(cd, id, &t);
+
+        return (info == CRYPT_TOKEN_EXTERNAL || info == CRYPT_TOKEN_EXTERNAL_UNKNOWN) && t && strcmp(t, type) == 0;
+}
+
+int luks_unlock_tpm(const char *device, const char *name, TpmContext *tpm, const char *pin, size_t pin_size,
+                    char *why, size_t n) {
+        _cleanup_(luks_header_done) LuksHeader hdr = LUKS_HEADER_NULL;
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        _cleanup_secmem_ uint8_t *vk = secmem_alloc(VK_MAX);
+        int r = -ENOENT;
+
+        if (!vk)
+                return fail(why, n, -ENOMEM, "out of memory");
+        r = open_checked(device, &hdr, &cd, why, n);
+        if (r < 0)
+                return r;
+        r = fail(why, n, -ENOENT, "%s: no %s token", device, TOKEN_TPM2_TYPE);
+        for (int id = 0; id < LUKS_SLOTS_MAX; id++) {
+                char reason[TOKEN_WHY_MAX] = "";
+                const char *json = NULL;
+                size_t vk_size = VK_MAX;
+                Tpm2Token t;
+
+                if (!(hdr.info.tokens & (1u << id)) || !token_is(cd, id, TOKEN_TPM2_TYPE))
+                        continue;
+                if (crypt_token_json_get(cd, id, &json) < 0 || token_tpm2_parse(json, &t, reason, sizeof(reason)) < 0) {
+                        r = fail(why, n, -EUCLEAN, "token %d: %s", id, reason);
+                        continue;
+                }
+                r = unseal_token(cd, tpm, id, &t, pin, pin_size, vk, &vk_size, why, n);
+                if (r >= 0)
+                        return activate(cd, name, &hdr, vk, vk_size, why, n);
+        }
+        return r;
+}
+
+int luks_unlock_recovery(const char *device, const char *name, const char *typed_key, size_t typed_size, char *why,
+                         size_t n) {
+        _cleanup_(luks_header_done) LuksHeader hdr = LUKS_HEADER_NULL;
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        _cleanup_secmem_ uint8_t *vk = secmem_alloc(VK_MAX);
+        _cleanup_secmem_ char *pass = NULL;
+        int r;
+
+        if (!vk)
+                return fail(why, n, -ENOMEM, "out of memory");
+        if (recovery_key_normalize(typed_key, typed_size, &pass) < 0)
+                return fail(why, n, -ENOKEY, "that is not a recovery key (64 characters of cbdefghijklnrtuv)");
+        r = open_checked(device, &hdr, &cd, why, n);
+        if (r < 0)
+                return r;
+        r = fail(why, n, -ENOENT, "%s: no recovery key is enrolled", device);
+        for (int id = 0; id < LUKS_SLOTS_MAX; id++) {
+                char reason[TOKEN_WHY_MAX] = "";
+                const char *json = NULL;
+                size_t vk_size = VK_MAX;
+                RecoveryToken t;
+
+                if (!(hdr.info.tokens & (1u << id)) || !token_is(cd, id, TOKEN_RECOVERY_TYPE))
+                        continue;
+                if (crypt_token_json_get(cd, id, &json) < 0 || token_recovery_parse(json, &t, reason, sizeof(reason)) < 0) {
+                        r = fail(why, n, -EUCLEAN, "token %d: %s", id, reason);
+                        continue;
+                }
+                if (crypt_volume_key_get(cd, (int) t.keyslot, (char *) vk, &vk_size, pass, RECOVERY_KEY_CHARS) < 0) {
+                        r = fail(why, n, -ENOKEY, "%s: the recovery key does not open keyslot %u", device, t.keyslot);
+                        continue;
+                }
+                return activate(cd, name, &hdr, vk, vk_size, why, n);
+        }
+        return r;
+}
