@@ -71,7 +71,9 @@ swtpm_stop() {
                 kill -9 "$pid" 2>/dev/null || true
         fi
         rm -rf "$TPM_DIR"
-        TPM_DIR=
+        # A state directory that swtpm_restart copied out belongs to this test too.
+        case ${TPM_STATE:-} in /tmp/cvmcrypt-swtpm-state.*) rm -rf "$TPM_STATE" ;; esac
+        TPM_DIR= TPM_STATE=
 }
 
 # swtpm_restart: same TPM state (persistent objects, NV), a fresh process: PCRs back to zero.
@@ -101,4 +103,19 @@ make_luks_image() {
 # passphrase_opens FILE PASSPHRASE: true if the passphrase opens a keyslot (no activation).
 passphrase_opens() {
         printf '%s' "$2" | cryptsetup open --test-passphrase --key-file - "$1"
+}
+
+# token_edit FILE TOKEN-ID PYTHON-STATEMENT: rewrites one LUKS2 token through cryptsetup's own
+# token export/import; the statement edits the dict `t`.
+token_edit() {
+        local img=$1 id=$2 stmt=$3 json
+        json=$(cryptsetup token export --token-id "$id" "$img")
+        json=$(printf '%s' "$json" | python3 -c "import json,sys; t=json.load(sys.stdin); $stmt; print(json.dumps(t))")
+        cryptsetup token remove --token-id "$id" "$img"
+        printf '%s' "$json" | cryptsetup token import --token-id "$id" "$img"
+}
+
+# token_field FILE TOKEN-ID FIELD: prints one field of a token.
+token_field() {
+        cryptsetup token export --token-id "$2" "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['$3'])"
 }
