@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The LUKS2 header is host-controlled input: the host owns the disk and can rewrite it, e.g. to
+ * cipher_null, so that any key "unlocks" and the guest writes plaintext. Before any secret is
+ * used we read the header area once into a sealed memfd, check that copy against an allow-list,
+ * and hand libcryptsetup the memfd as a detached header, so the checked bytes are the bytes used:
+ *
+ *     _cleanup_(luks_header_done) LuksHeader h = LUKS_HEADER_NULL;
+ *     r = luks_header_snapshot(device, &h, why, sizeof(why));
+ *     r = crypt_init_data_device(&cd, h.path, device);
+ *     r = crypt_load(cd, CRYPT_LUKS2, NULL);
+ *
+ * Errors (nothing is logged above debug level; `why` names the exact problem):
+ *   -EMEDIUMTYPE  no LUKS2 header at offset 0 (other signature, LUKS1)
+ *   -EBADMSG      a malformed header: bad checksum, JSON syntax, copies that differ, truncation
+ *   -EOPNOTSUPP   a well-formed header outside the allow-list (cipher_null, reencryption, ...)
+ *   -EFBIG        the header area is larger than LUKS_HEADER_AREA_MAX
+ *   other         I/O errors from reading the device or writing the memfd
+ */
+
+#define LUKS_HEADER_BIN_SIZE 4096u
+#define LUKS_HEADER_SIZE_MIN (16u * 1024)
+#define LUKS_HEADER_SIZE_MAX (4u * 1024 * 1024)
+#define LUKS_KEYSLOTS_SIZE_MAX (128u * 1024 * 1024)
+#define LUKS_HEADER_AREA_MAX (2 * (uint64_t) LUKS_HEADER_SIZE_MAX + LUKS_KEYSLOTS_SIZE_MAX)
+#define LUKS_SLOTS_MAX 32    /* keyslots and tokens: ids 0..31, so a uint32_t mask holds them */
+#define LUKS_WHY_MAX 256     /* enough for every message this module writes */
+
+typedef struct LuksHeaderInfo {
+        char uuid[37];              /* as in the header: 8-4-4-4-12 hex digits */
+        char label[48];
+        char subsystem[48];
+        uint64_t seqid;
+        uint64_t hdr_size;          /* one copy: binary header + JSON area */
+        uint64_t keyslots_size;
+        uint64_t area_size;         /* 2 * hdr_size + keyslots_size: all libcryptsetup reads as metadata */
+        uint64_t data_offset;       /* segment 0, bytes from the device start; >= area_size */
+        char cipher[32];            /* segment 0, e.g. "aes-xts-plain64" */
+        uint32_t sector_size;
+        uint32_t volume_key_size;   /* bytes; 0 when there is no keyslot to tell */
+        uint32_t keyslots;          /* bit n set: keyslot n exists */
+        uint32_t tokens;            /* bit n set: token n exists */
+} LuksHeaderInfo;
+
+/* Checks the raw header area, starting at device offset 0: both binary headers and checksums, the
+ * JSON metadata, and the allow-list. size must cover both header copies (2 * hdr_size); the keyslot
+ * area beyond them is not looked at. Pure: no I/O, no allocation that outlives the call. On failure
+ * why (if why_size > 0) holds a one-line reason and ret is untouched. */
+int luks_header_validate(const uint8_t *buf, size_t size, LuksHeaderInfo *ret, char *why, size_t why_size);
+
+typedef struct LuksHeader {
+        int fd;                     /* sealed memfd holding the checked header area, or -1 */
+        char path[32];              /* "/proc/self/fd/N", for crypt_init_data_device() */
+        LuksHeaderInfo info;
+} LuksHeader;
+
+#define LUKS_HEADER_NULL ((LuksHeader){ .fd = -1 })
+
+/* Reads the header area of device (a block device or an image file) once, validates it, and keeps
+ * the validated bytes in a memfd sealed against writes, growth and shrinking. Needs /proc. */
+int luks_header_snapshot(const char *device, LuksHeader *ret, char *why, size_t why_size);
+
+/* Closes the memfd; safe on LUKS_HEADER_NULL and twice. Usable as _cleanup_(luks_header_done). */
+void luks_header_done(LuksHeader *h);
