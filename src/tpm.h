@@ -13,9 +13,11 @@
  *   -EPERM        the TPM refused the policy (a PCR differs from the sealed value)
  *   -ENOKEY       wrong PIN
  *   -ENOLCK       dictionary-attack lockout
- *   -EBADMSG      a blob that does not unmarshal
+ *   -EBADMSG      a blob that does not unmarshal (or a TPM response that does not make sense)
+ *   -EMEDIUMTYPE  the persistent key at TPM_SRK_HANDLE is not a restricted decryption key
+ *   -EOPNOTSUPP   a bank the function cannot use (unknown, not active, or not a policy bank)
  *   -EREMOTEIO    any other TPM error (the TPM RC is logged at debug level)
- */
+ * Bad arguments (empty PCR mask, PCR >= TPM_PCR_MAX, empty PIN, data size) give -EINVAL. */
 
 #define TPM_PCR_MAX 24
 #define TPM_SRK_HANDLE 0x81000001u
@@ -48,6 +50,8 @@ static inline void tpm_closep(TpmContext **t) {
                 (void) tpm_close(*t);
 }
 
+/* Known banks: sha1, sha256, sha384, sha512, sm3_256 (read, extend). Policies (tpm_policy_digest,
+ * tpm_seal, tpm_unseal) take only sha256 and sha384. */
 size_t tpm_bank_digest_size(uint16_t bank); /* 0 if the bank is not supported */
 const char *tpm_bank_name(uint16_t bank);   /* "sha256", ...; NULL if unknown */
 int tpm_bank_from_name(const char *name, uint16_t *ret);
