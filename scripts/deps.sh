@@ -9,6 +9,10 @@ packages=(
         # tests: TPM emulator and tools, LUKS tools, bats, fuzzing, fixtures
         swtpm swtpm-tools tpm2-tools cryptsetup-bin e2fsprogs bats
         clang libclang-rt-14-dev python3 openssl xxd man-db
+        # e2e tier (tests/e2e): qemu TCG boots of Debian's kernel, which tests/e2e/lib.sh fetches with
+        # apt-get download into /var/cache/cvmcrypt-e2e (never installed on the host); the initramfs is
+        # static busybox + cpio + zstd, kmod's depmod resolves module dependencies
+        qemu-system-x86 busybox-static cpio zstd xz-utils kmod
 )
 
 if [ "$(id -u)" -ne 0 ]; then
