@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need, builds, and runs every tier: unit and bats tests, the same again
-# under ASan+UBSan, the fuzz targets, and make distcheck. Ends with "N passed, N failed, N skipped".
+# Installs what the tests need, builds, and runs every tier: unit and bats tests, the qemu e2e tests,
+# the unit and bats tests again under ASan+UBSan, the fuzz targets, and make distcheck. Ends with
+# "N passed, N failed, N skipped".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -57,6 +58,31 @@ bats_tier() { # bats_tier NAME BINARY
         tally "$name" "$p" "$f" "$s"
 }
 
+# e2e: each tests/e2e/test-*.sh boots VMs (qemu TCG, swtpm vTPM) and is one test. Nothing here is
+# skipped: a missing qemu, kernel or busybox makes the test fail.
+e2e_tier() { # e2e_tier BINARY
+        local t name p=0 f=0 start=$SECONDS
+        for t in tests/e2e/test-*.sh; do
+                [ -f "$t" ] || continue
+                name=${t##*/test-}
+                name=${name%.sh}
+                if CVMCRYPT=$1 timeout -k 10 "${E2E_TEST_TIMEOUT:-600}" bash "$t" >"$logs/e2e-$name.log" 2>&1; then
+                        p=$((p + 1))
+                        grep -h '^e2e: .*\(PASS in\|total\)' "$logs/e2e-$name.log"
+                else
+                        f=$((f + 1))
+                        echo "-- e2e test $name failed; last lines of $logs/e2e-$name.log:"
+                        tail -n 100 "$logs/e2e-$name.log"
+                fi
+        done
+        if [ $((p + f)) -eq 0 ]; then
+                echo "-- e2e: no tests/e2e/test-*.sh found"
+                f=1
+        fi
+        echo "== e2e tier took $((SECONDS - start)) s"
+        tally e2e "$p" "$f" 0
+}
+
 fuzz_tier() {
         local t name corpus p=0 f=0
         for t in build-fuzz/tests/fuzz/fuzz-*; do
@@ -81,6 +107,7 @@ scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 if step build scripts/build.sh build; then
         unit_tier unit build
         bats_tier bats "$top/build/cvmcrypt"
+        e2e_tier "$top/build/cvmcrypt"
         step distcheck make -C build distcheck
 fi
 if step build-asan scripts/build.sh build-asan --enable-sanitizers; then

@@ -29,6 +29,17 @@ typedef struct CliArgs {
         bool test;
         bool ask;
         bool recovery;
+        /* attest */
+        const char *hcl;        /* Azure HCL blob instead of a bare report */
+        const char *vcek;       /* VCEK or VLEK (PEM or DER), optionally followed by its chain */
+        const char *chain;      /* ASK/ASVK and ARK */
+        const char *anchors;    /* trust-anchor directory (default: config) */
+        const char *policy;     /* attestation policy (default: config) */
+        const char *crl;
+        const char *quote;      /* TPMS_ATTEST of a vTPM quote */
+        const char *quote_sig;
+        const char *pcr_values; /* "INDEX HEX" lines */
+        const char *nonce;      /* hex */
 } CliArgs;
 
 typedef int (*VerbRun)(const Config *cfg, const CliArgs *args, int argc, char **argv);
@@ -38,7 +49,9 @@ typedef int (*VerbVerify)(const CliArgs *args, int argc, char **argv);
 
 int verify_enroll(const CliArgs *args, int argc, char **argv);
 int verify_unlock(const CliArgs *args, int argc, char **argv);
+int verify_attest(const CliArgs *args, int argc, char **argv);
 
 int verb_enroll(const Config *cfg, const CliArgs *args, int argc, char **argv);
 int verb_unlock(const Config *cfg, const CliArgs *args, int argc, char **argv);
 int verb_boot(const Config *cfg, const CliArgs *args, int argc, char **argv);
+int verb_attest(const Config *cfg, const CliArgs *args, int argc, char **argv);

@@ -394,8 +394,13 @@ int luks_unlock_tpm(const char *device, const char *name, TpmContext *tpm, const
 
                 if (!(hdr.info.tokens & (1u << id)) || !token_is(cd, id, TOKEN_TPM2_TYPE))
                         continue;
-                if (crypt_token_json_get(cd, id, &json) < 0 || token_tpm2_parse(json, &t, reason, sizeof(reason)) < 0) {
-                        r = fail(why, n, -EUCLEAN, "token %d: %s", id, reason);
+                if (crypt_token_json_get(cd, id, &json) < 0) {
+                        r = fail(why, n, -EUCLEAN, "token %d: cannot be read", id);
+                        continue;
+                }
+                r = token_tpm2_parse(json, &t, reason, sizeof(reason));
+                if (r < 0) {
+                        r = fail(why, n, r == -ENOENT ? r : -EUCLEAN, "token %d: %s", id, reason);
                         continue;
                 }
                 r = unseal_token(cd, tpm, id, &t, pin, pin_size, vk, &vk_size, why, n);

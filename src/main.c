@@ -46,11 +46,11 @@ typedef struct Verb {
 } Verb;
 
 static const Verb verbs[] = {
-        { "enroll", V_ENROLL, "DEV", 1, 1, "add a TPM2-sealed keyslot and token to a LUKS2 volume", NULL, NULL },
-        { "unlock", V_UNLOCK, "DEV [NAME]", 1, 2, "attest if required, unseal and activate (or --test)", NULL, NULL },
+        { "enroll", V_ENROLL, "DEV", 1, 1, "add a TPM2-sealed keyslot and token to a LUKS2 volume", verb_enroll, verify_enroll },
+        { "unlock", V_UNLOCK, "DEV [NAME]", 1, 2, "attest if required, unseal and activate (or --test)", verb_unlock, verify_unlock },
         { "boot", V_BOOT, "", 0, 0, "the initramfs sequence: measure, attest, unlock, temp disk, cap", verb_boot, NULL },
         { "tempdisk", V_TEMPDISK, "", 0, 0, "format and mount the ephemeral temp disk with a fresh key", NULL, NULL },
-        { "attest", V_ATTEST, "verify|show|fetch [FILE]", 1, 2, "verify or show an SEV-SNP / Azure HCL report", NULL, NULL },
+        { "attest", V_ATTEST, "verify|show|fetch [FILE]", 1, 2, "verify or show an SEV-SNP / Azure HCL report", verb_attest, verify_attest },
         { "measure", V_MEASURE, "", 0, 0, "extend the gate PCR and the event log; --verify replays the log", NULL, NULL },
         { "predict", V_PREDICT, "", 0, 0, "expected gate PCR value for a binary, config and policy", NULL, NULL },
         { "cap", V_CAP, "", 0, 0, "extend the gate PCR so nothing can unseal until the next boot", NULL, NULL },
@@ -81,6 +81,16 @@ enum {
         OPT_TEST,
         OPT_ASK,
         OPT_RECOVERY,
+        OPT_HCL,
+        OPT_VCEK,
+        OPT_CHAIN,
+        OPT_ANCHORS,
+        OPT_POLICY,
+        OPT_CRL,
+        OPT_QUOTE,
+        OPT_QUOTE_SIG,
+        OPT_PCR_VALUES,
+        OPT_NONCE,
 };
 
 typedef struct OptionDef {
@@ -111,6 +121,16 @@ static const OptionDef option_defs[] = {
         { { "test", no_argument, NULL, OPT_TEST }, V_UNLOCK, NULL, "check the key without activating" },
         { { "ask", no_argument, NULL, OPT_ASK }, V_UNLOCK, NULL, "if the TPM refuses, ask for the recovery key" },
         { { "recovery", no_argument, NULL, OPT_RECOVERY }, V_UNLOCK, NULL, "unlock with the recovery key instead of the TPM" },
+        { { "hcl", required_argument, NULL, OPT_HCL }, V_ATTEST, "FILE", "an Azure HCL report (vTPM NV 0x01400001) instead of a bare report" },
+        { { "vcek", required_argument, NULL, OPT_VCEK }, V_ATTEST, "FILE", "verify: the VCEK or VLEK (PEM or DER), optionally with its chain" },
+        { { "chain", required_argument, NULL, OPT_CHAIN }, V_ATTEST, "FILE", "verify: ASK (or ASVK) and ARK, PEM" },
+        { { "anchors", required_argument, NULL, OPT_ANCHORS }, V_ATTEST, "DIR", "verify: trusted ARKs (default from the configuration)" },
+        { { "policy", required_argument, NULL, OPT_POLICY }, V_ATTEST, "FILE", "verify: attestation policy (default from the configuration)" },
+        { { "crl", required_argument, NULL, OPT_CRL }, V_ATTEST, "FILE", "verify: a CRL issued by the ARK or ASK" },
+        { { "quote", required_argument, NULL, OPT_QUOTE }, V_ATTEST, "FILE", "verify --hcl: a vTPM quote (TPMS_ATTEST)" },
+        { { "quote-sig", required_argument, NULL, OPT_QUOTE_SIG }, V_ATTEST, "FILE", "verify --hcl: the quote's signature" },
+        { { "pcr-values", required_argument, NULL, OPT_PCR_VALUES }, V_ATTEST, "FILE", "verify --hcl: quoted SHA-256 PCR values, 'INDEX HEX' lines" },
+        { { "nonce", required_argument, NULL, OPT_NONCE }, V_ATTEST, "HEX", "verify --hcl: the quote's expected extraData" },
 };
 
 #define OPTIONS_MAX (ELEMENTSOF(option_defs) + 1)
@@ -284,6 +304,36 @@ static int handle_option(int c, const char *context, const Verb *v, char **argv)
                 return 0;
         case OPT_RECOVERY:
                 arg_cli.recovery = true;
+                return 0;
+        case OPT_HCL:
+                arg_cli.hcl = optarg;
+                return 0;
+        case OPT_VCEK:
+                arg_cli.vcek = optarg;
+                return 0;
+        case OPT_CHAIN:
+                arg_cli.chain = optarg;
+                return 0;
+        case OPT_ANCHORS:
+                arg_cli.anchors = optarg;
+                return 0;
+        case OPT_POLICY:
+                arg_cli.policy = optarg;
+                return 0;
+        case OPT_CRL:
+                arg_cli.crl = optarg;
+                return 0;
+        case OPT_QUOTE:
+                arg_cli.quote = optarg;
+                return 0;
+        case OPT_QUOTE_SIG:
+                arg_cli.quote_sig = optarg;
+                return 0;
+        case OPT_PCR_VALUES:
+                arg_cli.pcr_values = optarg;
+                return 0;
+        case OPT_NONCE:
+                arg_cli.nonce = optarg;
                 return 0;
         case ':':
                 return log_error_errno(-EINVAL, "%s%soption '%s' needs an argument", context, *context ? ": " : "",

@@ -90,6 +90,8 @@ unlock_test() {
         tpm2_createprimary -C o -g sha256 -G ecc256:aes128cfb -c "$TEST_TMP/srk.ctx" \
                 -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt' >/dev/null
         tpm2_evictcontrol -C o -c "$TEST_TMP/srk.ctx" 0x81000001 >/dev/null
+        # No resource manager on a raw swtpm: free the transient copy that createprimary left.
+        tpm2_flushcontext -t
         enroll
         swtpm_restart
         pcr_extend 7 "secure boot state"
@@ -182,11 +184,10 @@ unlock_test() {
 
 @test "keyslot gone: clear error" {
         enroll
-        # Keep the token, kill its keyslot (cryptsetup would drop a token with its last keyslot).
-        printf '%s' "build pass" | cryptsetup luksKillSlot --batch-mode --key-file "$TEST_TMP/pass" "$IMG" 1 || true
-        cryptsetup luksDump "$IMG" | grep -q '1: luks2' && skip "cryptsetup refused to kill the slot"
+        # cryptsetup keeps the token and empties its keyslot list.
+        cryptsetup luksKillSlot --batch-mode --key-file "$TEST_TMP/pass" "$IMG" 1
         run unlock_test
         echo "$output"
-        [ "$status" -ne 0 ]
-        [[ "$output" == *"keyslot 1 is gone"* || "$output" == *"token 0:"* ]]
+        [ "$status" -eq "$EXIT_DEVICE" ]
+        [[ "$output" == *"token 0: its keyslot is gone"* ]]
 }

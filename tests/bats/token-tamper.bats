@@ -38,10 +38,10 @@ tampered() {
 @test "token missing field" { tampered "del t['tpm2-srk-name']" "tpm2-srk-name"; }
 @test "tpm2-blob not base64" { tampered "t['tpm2-blob']='!!!!'" "tpm2-blob"; }
 @test "tpm2-blob valid base64 of garbage" {
-        tampered "import base64; t['tpm2-blob']=base64.b64encode(b'\\x00\\x10'+b'A'*40).decode()" "sealed blob is malformed"
+        tampered "import base64; t['tpm2-blob']=base64.b64encode(b'\\x00\\x10'+b'A'*40).decode()" "'tpm2-blob' is not a TPM2B_PUBLIC followed by a TPM2B_PRIVATE"
 }
 @test "tpm2-blob truncated" {
-        tampered "import base64; b=base64.b64decode(t['tpm2-blob']); t['tpm2-blob']=base64.b64encode(b[:-10]).decode()" "sealed blob is malformed"
+        tampered "import base64; b=base64.b64decode(t['tpm2-blob']); t['tpm2-blob']=base64.b64encode(b[:-10]).decode()" "'tpm2-blob' is not a TPM2B_PUBLIC followed by a TPM2B_PRIVATE"
 }
 @test "tpm2-pcrs changed" { tampered "t['tpm2-pcrs']=[7]" "tpm2-pcr-values"; }
 @test "tpm2-pcrs and values changed consistently" {
@@ -62,7 +62,13 @@ d=hashlib.sha256(bytes.fromhex(v['4'])+bytes.fromhex(v['7'])).digest()
 t['tpm2-policy-hash']=hashlib.sha256(b'\\0'*32+struct.pack('>I',0x17F)+sel+d).hexdigest()" "policy differs from the token's policy hash"
 }
 @test "tpm2-srk-name edited" { tampered "t['tpm2-srk-name']='000b'+'22'*32" "SRK differs" "$EXIT_DENIED"; }
-@test "tpm2-pin flipped" { tampered "t['tpm2-pin']=True" "needs a PIN" "$EXIT_DENIED"; }
+@test "tpm2-pin flipped" {
+        # A PIN changes the policy digest, so the flip is caught before the TPM is asked.
+        tampered "t['tpm2-pin']=True" "do not match its policy hash"
+}
+@test "tpm2-blob with a flipped bit in the private part" {
+        tampered "import base64; b=bytearray(base64.b64decode(t['tpm2-blob'])); b[-5]^=1; t['tpm2-blob']=base64.b64encode(bytes(b)).decode()" "the sealed blob is malformed"
+}
 @test "tpm2-pin wrong type" { tampered "t['tpm2-pin']='yes'" "tpm2-pin"; }
 @test "attest not hex" { tampered "t['attest']='zz'" "attest"; }
 @test "keyslots points to another slot" { tampered "t['keyslots']=['0']" "keyslot 0 does not accept the unsealed key" "$EXIT_DENIED"; }
