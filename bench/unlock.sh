@@ -31,6 +31,7 @@ tpm2_pcrextend "7:sha256=$(printf bench | sha256sum | cut -d' ' -f1)"
 tpm2_createprimary -Q -C o -g sha256 -G ecc256:aes128cfb -c "$work/srk.ctx" \
         -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt'
 tpm2_evictcontrol -Q -C o -c "$work/srk.ctx" 0x81000001
+tpm2_flushcontext -t # no resource manager: free the transient copy
 
 img=$work/disk.img
 truncate -s 64M "$img"

@@ -36,7 +36,7 @@ unit_tier() { # unit_tier NAME BUILDDIR
         f=$(cat "$dir"/tests/unit/*.trs 2>/dev/null | grep -c '^:test-result: \(FAIL\|XPASS\|ERROR\)')
         s=$(cat "$dir"/tests/unit/*.trs 2>/dev/null | grep -c '^:test-result: SKIP')
         if [ "$f" -gt 0 ] || ! grep -q '^# FAIL: *0' "$logs/$name.log"; then
-                grep -h '^not ok\|^#' "$dir"/tests/unit/*.log | grep -v '^# \(PASS\|SKIP\|XFAIL\|TOTAL\)' | head -n 60
+                grep -h '^not ok\|^# failed at\|^ERROR\|^FAIL' "$dir"/tests/unit/*.log | head -n 60
                 [ "$f" -gt 0 ] || f=1
         fi
         tally "$name" "$p" "$f" "$s"

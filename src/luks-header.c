@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,6 +63,10 @@
 
 static const char *const allowed_ciphers[] = { "aes-xts-plain64", "serpent-xts-plain64", "twofish-xts-plain64" };
 
+typedef struct Area {
+        uint64_t offset, size;
+} Area;
+
 typedef struct Ctx {
         char *why;
         size_t why_size;
@@ -69,6 +75,7 @@ typedef struct Ctx {
         uint64_t area_size;
         uint32_t keyslots;          /* ids present */
         uint32_t key_size;          /* of every keyslot (they must agree) */
+        Area areas[LUKS_SLOTS_MAX]; /* of the keyslots in `keyslots` */
 } Ctx;
 
 /* Host-controlled text shown in a message: short, control bytes escaped. */
@@ -500,10 +507,6 @@ static int check_kdf(const Ctx *c, json_object *kdf, const char *what) {
         return check_base64(c, "keyslot kdf salt", s, KDF_SALT_SIZE);
 }
 
-typedef struct Area {
-        uint64_t offset, size;
-} Area;
-
 static int check_keyslot(Ctx *c, unsigned id, json_object *ks, Area *area) {
         static const char *const fields[] = { "type", "key_size", "af", "area", "kdf", "priority" };
         static const char *const af_fields[] = { "type", "stripes", "hash" };
@@ -605,7 +608,7 @@ static int check_keyslot(Ctx *c, unsigned id, json_object *ks, Area *area) {
 }
 
 static int check_keyslots(Ctx *c, json_object *keyslots) {
-        Area areas[LUKS_SLOTS_MAX];
+        Area *areas = c->areas;
         int r;
 
         json_object_object_foreach(keyslots, key, val) {
@@ -901,6 +904,11 @@ int luks_header_validate(const uint8_t *buf, size_t size, LuksHeaderInfo *ret, c
         info.area_size = c.area_size;
         info.volume_key_size = c.key_size;
         info.keyslots = c.keyslots;
+        for (unsigned i = 0; i < LUKS_SLOTS_MAX; i++)
+                if (c.keyslots & (UINT32_C(1) << i)) {
+                        info.keyslot_offset[i] = c.areas[i].offset;
+                        info.keyslot_size[i] = c.areas[i].size;
+                }
         if (ret)
                 *ret = info;
         return 0;
@@ -953,13 +961,39 @@ static _printf_(4, 5) int snap_fail(char *why, size_t n, int r, const char *fmt,
         return r;
 }
 
-int luks_header_snapshot(const char *device, LuksHeader *ret, char *why, size_t why_size) {
+static int device_size(int fd, const struct stat *st, uint64_t *ret) {
+        if (S_ISREG(st->st_mode)) {
+                *ret = (uint64_t) st->st_size;
+                return 0;
+        }
+        return ioctl(fd, BLKGETSIZE64, ret) < 0 ? negative_errno() : 0;
+}
+
+/* Copies [offset, offset + size) of the device to the same offset of the memfd, through buf
+ * (COPY_CHUNK bytes). -EBADMSG when the device ends first. */
+static int copy_range(int fd, int mfd, uint8_t *buf, uint64_t offset, uint64_t size) {
+        for (uint64_t pos = offset; pos < offset + size;) {
+                size_t n = (size_t) (offset + size - pos < COPY_CHUNK ? offset + size - pos : COPY_CHUNK);
+                ssize_t k = pread_full(fd, buf, n, pos);
+
+                if (k < 0)
+                        return (int) k;
+                if ((size_t) k < n)
+                        return -EBADMSG;
+                if (pwrite(mfd, buf, n, (off_t) pos) != (ssize_t) n)
+                        return errno > 0 ? -errno : -EIO;
+                pos += n;
+        }
+        return 0;
+}
+
+int luks_header_snapshot(const char *device, LuksSnapshotFlags flags, LuksHeader *ret, char *why, size_t why_size) {
         _cleanup_close_ int fd = -1, mfd = -1;
         _cleanup_free_ uint8_t *buf = NULL;
         uint8_t bin[LUKS_HEADER_BIN_SIZE];
         LuksHeaderInfo info;
         struct stat st;
-        uint64_t hdr_size, pos;
+        uint64_t hdr_size, dev_size;
         ssize_t k;
         int r;
 
@@ -1009,22 +1043,29 @@ int luks_header_snapshot(const char *device, LuksHeader *ret, char *why, size_t 
         r = write_full(mfd, buf, 2 * hdr_size);
         if (r < 0)
                 return snap_fail(why, why_size, r, "cannot write memfd: %s", strerror(-r));
-        /* The keyslot areas hold encrypted key material that the validator doesn't interpret; copy them
-         * once, so libcryptsetup reads them from the snapshot too. */
-        for (pos = 2 * hdr_size; pos < info.area_size;) {
-                size_t n = (size_t) (info.area_size - pos < COPY_CHUNK ? info.area_size - pos : COPY_CHUNK);
-
-                k = pread_full(fd, buf, n, pos);
-                if (k < 0)
-                        return snap_fail(why, why_size, (int) k, "cannot read %s: %s", device, strerror((int) -k));
-                if ((size_t) k < n)
-                        return snap_fail(why, why_size, -EBADMSG,
-                                         "truncated: %s ends at %" PRIu64 " bytes, the header area needs %" PRIu64,
-                                         device, pos + (uint64_t) k, info.area_size);
-                r = write_full(mfd, buf, n);
+        /* The keyslot areas hold encrypted key material that the validator doesn't interpret; copy
+         * each one once so libcryptsetup reads them from the snapshot too. The rest of the keyslots
+         * area is never read for a key, so it stays a hole: a 16 MiB area costs only what the
+         * keyslots occupy, which matters at every boot. */
+        r = device_size(fd, &st, &dev_size);
+        if (r < 0)
+                return snap_fail(why, why_size, r, "cannot size %s: %s", device, strerror(-r));
+        if (dev_size < info.area_size)
+                return snap_fail(why, why_size, -EBADMSG,
+                                 "truncated: %s ends at %" PRIu64 " bytes, the header area needs %" PRIu64, device,
+                                 dev_size, info.area_size);
+        if (ftruncate(mfd, (off_t) info.area_size) < 0) {
+                r = negative_errno();
+                return snap_fail(why, why_size, r, "cannot size memfd: %s", strerror(-r));
+        }
+        for (unsigned id = 0; id < LUKS_SLOTS_MAX; id++) {
+                if (!(flags & LUKS_SNAPSHOT_KEYSLOTS) || !(info.keyslots & (UINT32_C(1) << id)))
+                        continue;
+                r = copy_range(fd, mfd, buf, info.keyslot_offset[id], info.keyslot_size[id]);
                 if (r < 0)
-                        return snap_fail(why, why_size, r, "cannot write memfd: %s", strerror(-r));
-                pos += n;
+                        return snap_fail(why, why_size, r,
+                                         "cannot copy keyslot %u of %s: %s", id, device,
+                                         r == -EBADMSG ? "the device ends inside it" : strerror(-r));
         }
         /* From here on nobody, libcryptsetup's header repair included, can change the checked copy. */
         if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {

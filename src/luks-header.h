@@ -10,7 +10,7 @@
  * and hand libcryptsetup the memfd as a detached header, so the checked bytes are the bytes used:
  *
  *     _cleanup_(luks_header_done) LuksHeader h = LUKS_HEADER_NULL;
- *     r = luks_header_snapshot(device, &h, why, sizeof(why));
+ *     r = luks_header_snapshot(device, LUKS_SNAPSHOT_KEYSLOTS, &h, why, sizeof(why));
  *     r = crypt_init_data_device(&cd, h.path, device);
  *     r = crypt_load(cd, CRYPT_LUKS2, NULL);
  *
@@ -43,6 +43,8 @@ typedef struct LuksHeaderInfo {
         uint32_t sector_size;
         uint32_t volume_key_size;   /* bytes; 0 when there is no keyslot to tell */
         uint32_t keyslots;          /* bit n set: keyslot n exists */
+        uint64_t keyslot_offset[LUKS_SLOTS_MAX]; /* area of keyslot n, bytes from the device start */
+        uint64_t keyslot_size[LUKS_SLOTS_MAX];
         uint32_t tokens;            /* bit n set: token n exists */
 } LuksHeaderInfo;
 
@@ -60,9 +62,15 @@ typedef struct LuksHeader {
 
 #define LUKS_HEADER_NULL ((LuksHeader){ .fd = -1 })
 
+typedef enum LuksSnapshotFlags {
+        LUKS_SNAPSHOT_HEADERS = 0,      /* the two header copies only: enough to check a volume key */
+        LUKS_SNAPSHOT_KEYSLOTS = 1 << 0, /* also every keyslot area: needed to open a keyslot */
+} LuksSnapshotFlags;
+
 /* Reads the header area of device (a block device or an image file) once, validates it, and keeps
- * the validated bytes in a memfd sealed against writes, growth and shrinking. Needs /proc. */
-int luks_header_snapshot(const char *device, LuksHeader *ret, char *why, size_t why_size);
+ * the validated bytes in a memfd sealed against writes, growth and shrinking. Keyslot areas not
+ * copied read as zeros. Needs /proc. */
+int luks_header_snapshot(const char *device, LuksSnapshotFlags flags, LuksHeader *ret, char *why, size_t why_size);
 
 /* Closes the memfd; safe on LUKS_HEADER_NULL and twice. Usable as _cleanup_(luks_header_done). */
 void luks_header_done(LuksHeader *h);

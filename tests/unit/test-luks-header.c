@@ -657,7 +657,7 @@ static void test_snapshot(void) {
         int fd, seals, r;
 
         CHECK(copy_file(image, scratch) == 0, "scratch copy of the image");
-        r = luks_header_snapshot(scratch, &h, why, sizeof(why));
+        r = luks_header_snapshot(scratch, LUKS_SNAPSHOT_KEYSLOTS, &h, why, sizeof(why));
         CHECK(r == 0, "snapshot taken (%s)", why);
         CHECK(h.fd >= 0 && strncmp(h.path, "/proc/self/fd/", 14) == 0, "path %s", h.path);
         CHECK(fstat(h.fd, &st) == 0 && (uint64_t) st.st_size == h.info.area_size, "memfd holds exactly the header area");
@@ -713,30 +713,30 @@ static void test_snapshot_errors(void) {
         size_t size;
         int r;
 
-        r = luks_header_snapshot("/nonexistent/disk", &h, why, sizeof(why));
+        r = luks_header_snapshot("/nonexistent/disk", LUKS_SNAPSHOT_KEYSLOTS, &h, why, sizeof(why));
         CHECK(r == -ENOENT && strstr(why, "cannot open /nonexistent/disk"), "missing device: %s", why);
-        r = luks_header_snapshot(tmpdir, &h, why, sizeof(why));
+        r = luks_header_snapshot(tmpdir, LUKS_SNAPSHOT_KEYSLOTS, &h, why, sizeof(why));
         CHECK(r == -ENOTBLK && strstr(why, "neither a block device nor a regular file"), "directory: %s", why);
         CHECK(h.fd == -1, "ret untouched on failure");
 
         CHECK(read_file(image, &buf, &size) == 0, "read image");
         CHECK(write_file(scratch, buf, 20000, true) == 0, "image cut inside the secondary header");
-        r = luks_header_snapshot(scratch, &h, why, sizeof(why));
+        r = luks_header_snapshot(scratch, LUKS_SNAPSHOT_KEYSLOTS, &h, why, sizeof(why));
         CHECK(r == -EBADMSG && strstr(why, "truncated"), "cut in the headers: %s", why);
         CHECK(write_file(scratch, buf, 100000, true) == 0, "image cut inside the keyslots area");
-        r = luks_header_snapshot(scratch, &h, why, sizeof(why));
+        r = luks_header_snapshot(scratch, LUKS_SNAPSHOT_KEYSLOTS, &h, why, sizeof(why));
         CHECK(r == -EBADMSG && strstr(why, "ends at 100000 bytes, the header area needs 1081344"),
               "cut in the keyslots: %s", why);
         CHECK(mutate(buf, "segments.0.encryption", "\"cipher_null-ecb\"") == 0 &&
                       write_file(scratch, buf, size, true) == 0,
               "cipher_null image");
-        r = luks_header_snapshot(scratch, &h, why, sizeof(why));
+        r = luks_header_snapshot(scratch, LUKS_SNAPSHOT_KEYSLOTS, &h, why, sizeof(why));
         CHECK(r == -EOPNOTSUPP && strstr(why, "segment 0 uses cipher_null") && h.fd == -1,
               "snapshot refuses cipher_null: %s", why);
-        r = luks_header_snapshot(image_luks1, &h, why, sizeof(why));
+        r = luks_header_snapshot(image_luks1, LUKS_SNAPSHOT_KEYSLOTS, &h, why, sizeof(why));
         CHECK(r == -EMEDIUMTYPE && strstr(why, "LUKS version 1 header is not supported"), "LUKS1 device: %s", why);
         CHECK(write_file(scratch, (const uint8_t *) "hello", 5, true) == 0, "not a LUKS image");
-        r = luks_header_snapshot(scratch, &h, why, sizeof(why));
+        r = luks_header_snapshot(scratch, LUKS_SNAPSHOT_KEYSLOTS, &h, why, sizeof(why));
         CHECK(r == -EMEDIUMTYPE, "short non-LUKS file: %s", why);
         free(buf);
 }

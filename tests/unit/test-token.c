@@ -198,7 +198,7 @@ static const Case cases[] = {
         { "version", "\"1\"", -EINVAL, "token field 'version' is not an integer" },
         { "version", "1.0", -EINVAL, "token field 'version' is not an integer" },
         { "version", NULL, -EINVAL, "token field 'version' is missing" },
-        { "keyslots", "[]", -EINVAL, "token field 'keyslots' does not list exactly one keyslot" },
+        { "keyslots", "[]", -ENOENT, "its keyslot is gone (token field 'keyslots' is empty)" },
         { "keyslots", "[\"1\",\"2\"]", -EINVAL, "token field 'keyslots' does not list exactly one keyslot" },
         { "keyslots", "[1]", -EINVAL, "token field 'keyslots' does not hold a keyslot number 0..31" },
         { "keyslots", "[\"32\"]", -EINVAL, "token field 'keyslots' does not hold a keyslot number 0..31" },
