@@ -180,6 +180,9 @@ int verb_enroll(const Config *cfg, const CliArgs *args, int argc _unused_, char 
         r = build_enroll_params(args, &p);
         if (r < 0)
                 return r;
+        /* Before anyone is asked for a passphrase or PIN. */
+        if (access(argv[0], R_OK | W_OK) < 0)
+                return log_error_errno(negative_errno(), "enroll: cannot open %s: %m", argv[0]);
         if (args->pin || args->pin_file) {
                 r = read_pin(args, true, &pin, &pin_size);
                 if (r < 0)

@@ -393,6 +393,23 @@ static int exit_status(int r) {
         }
 }
 
+/* --tpm is the most specific source and wins over file and kernel command line; it goes through
+ * the same checks as tpm= in the file. */
+static int apply_tpm_option(Config *cfg) {
+        _cleanup_free_ char *line = NULL;
+        ConfigError err;
+        int r;
+
+        if (!arg_tpm)
+                return 0;
+        if (asprintf(&line, "tpm=%s", arg_tpm) < 0)
+                return log_error_errno(-ENOMEM, "out of memory");
+        r = config_parse_file_text(cfg, line, strlen(line), "--tpm", &err);
+        if (r < 0)
+                return log_error_errno(r, "%s", err.message);
+        return 0;
+}
+
 static int load_config(Config *cfg) {
         ConfigSources src = { .file = arg_config, .file_required = arg_config_given, .cmdline = arg_kernel_cmdline };
         ConfigError err;
@@ -401,18 +418,10 @@ static int load_config(Config *cfg) {
         r = config_load(cfg, &src, &err);
         if (r < 0)
                 return log_error_errno(r, "%s", err.message);
-        /* --tpm is the most specific source and wins over file and kernel command line. */
-        if (arg_tpm) {
-                ConfigError terr;
-                _cleanup_free_ char *line = NULL;
-
-                if (asprintf(&line, "tpm=%s", arg_tpm) < 0)
-                        return log_error_errno(-ENOMEM, "out of memory");
-                r = config_parse_file_text(cfg, line, strlen(line), "--tpm", &terr);
-                if (r < 0)
-                        return log_error_errno(r, "%s", terr.message);
-        }
-        return 0;
+        r = apply_tpm_option(cfg);
+        if (r < 0)
+                config_done(cfg);
+        return r;
 }
 
 static int run(int argc, char **argv) {
