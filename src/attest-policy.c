@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "attest.h"
+#include "encoding.h"
 #include "json-strict.h"
 #include "log.h"
 
@@ -33,16 +34,6 @@ static _printf_(3, 4) int bad(char *why, size_t n, const char *fmt, ...) {
         return -EBADMSG;
 }
 
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* Exactly 2*size hex digits. */
 static int parse_hex(json_object *v, const char *what, uint8_t *out, size_t size, char *why, size_t n) {
         const char *s;
@@ -53,12 +44,8 @@ static int parse_hex(json_object *v, const char *what, uint8_t *out, size_t size
         if ((size_t) json_object_get_string_len(v) != 2 * size)
                 return bad(why, n, "%s: expected %zu hex digits, got %d characters", what, 2 * size,
                            json_object_get_string_len(v));
-        for (size_t i = 0; i < size; i++) {
-                int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-                if (hi < 0 || lo < 0)
-                        return bad(why, n, "%s: '%.*s' is not hex", what, (int) (2 * size > 100 ? 100 : 2 * size), s);
-                out[i] = (uint8_t) (hi << 4 | lo);
-        }
+        if (hex_decode_exact(s, 2 * size, out, size) < 0)
+                return bad(why, n, "%s: '%.*s' is not hex", what, (int) (2 * size > 100 ? 100 : 2 * size), s);
         return 0;
 }
 

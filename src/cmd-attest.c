@@ -7,6 +7,7 @@
 
 #include "attest.h"
 #include "cli.h"
+#include "encoding.h"
 #include "hcl.h"
 #include "log.h"
 
@@ -47,23 +48,10 @@ int verify_attest(const CliArgs *args, int argc, char **argv) {
 static int hex_decode(const char *s, uint8_t *out, size_t max, size_t *ret_size) {
         size_t len = strlen(s);
 
-        if (len == 0 || len % 2 || len / 2 > max)
+        if (len == 0 || len % 2 || len / 2 > max || hex_decode_exact(s, len, out, len / 2) < 0)
                 return -EINVAL;
-        for (size_t i = 0; i < len / 2; i++) {
-                unsigned v;
-                if (sscanf(s + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdefABCDEF", s[2 * i]) ||
-                    !strchr("0123456789abcdefABCDEF", s[2 * i + 1]))
-                        return -EINVAL;
-                out[i] = (uint8_t) v;
-        }
         *ret_size = len / 2;
         return 0;
-}
-
-static void hex_encode_str(const uint8_t *p, size_t n, char *out) {
-        for (size_t i = 0; i < n; i++)
-                (void) sprintf(out + 2 * i, "%02x", p[i]);
-        out[2 * n] = 0;
 }
 
 /* ---- show ---- */
@@ -104,7 +92,7 @@ static int add(json_object *o, const char *key, json_object *v) {
 static int add_hex(json_object *o, const char *key, const uint8_t *p, size_t n) {
         char buf[2 * 64 + 1];
 
-        hex_encode_str(p, n, buf);
+        hex_encode(p, n, buf);
         return add(o, key, json_object_new_string(buf));
 }
 
@@ -120,7 +108,7 @@ static int ak_fingerprint(EVP_PKEY *key, char out[65]) {
                 return -EIO;
         }
         OPENSSL_free(der);
-        hex_encode_str(md, 32, out);
+        hex_encode(md, 32, out);
         return 0;
 }
 
@@ -258,7 +246,7 @@ static int verdict_json(const CliArgs *args, const char *path, bool ok, const At
             add_hex(o, "measurement", r->measurement, sizeof(r->measurement)) < 0 ||
             add_hex(o, "policy_sha256", policy_digest, 32) < 0)
                 return -ENOMEM;
-        hex_encode_str(info->ark_sha256, 32, fp);
+        hex_encode(info->ark_sha256, 32, fp);
         if (add(o, "ark_sha256", json_object_new_string(fp)) < 0 ||
             (args->hcl && add(o, "hcl_checked", json_object_new_boolean(true)) < 0) ||
             (args->quote && add(o, "quote_checked", json_object_new_boolean(true)) < 0) || add(o, "problems", list) < 0)
@@ -388,8 +376,8 @@ static int attest_verify(const Config *cfg, const CliArgs *args, const char *pat
         } else if (problems.n == 0) {
                 char fp[65], pd[65];
 
-                hex_encode_str(info.ark_sha256, 32, fp);
-                hex_encode_str(digest, 32, pd);
+                hex_encode(info.ark_sha256, 32, fp);
+                hex_encode(digest, 32, pd);
                 printf("verified: %s %s, chain %s <- %s (sha256 %s)\n", snp_product_to_string(info.product),
                        info.key == SNP_SIGNING_KEY_VLEK ? "VLEK" : "VCEK", info.intermediate_name, info.ark_name, fp);
                 if (args->hcl)

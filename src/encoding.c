@@ -5,18 +5,50 @@
 
 static const char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static int b64_value(char c) {
+/* c62 and c63 are the two characters that differ between base64 and base64url. */
+static int b64_digit(char c, char c62, char c63) {
         if (c >= 'A' && c <= 'Z')
                 return c - 'A';
         if (c >= 'a' && c <= 'z')
                 return c - 'a' + 26;
         if (c >= '0' && c <= '9')
                 return c - '0' + 52;
-        if (c == '+')
+        if (c == c62)
                 return 62;
-        if (c == '/')
+        if (c == c63)
                 return 63;
         return -1;
+}
+
+static int b64_value(char c) {
+        return b64_digit(c, '+', '/');
+}
+
+int base64url_decode_strict(const char *s, size_t len, uint8_t *out, size_t max, size_t *ret_size) {
+        uint32_t acc = 0;
+        unsigned bits = 0;
+        size_t n = 0;
+
+        if (len % 4 == 1)
+                return -EINVAL;
+        for (size_t i = 0; i < len; i++) {
+                int v = b64_digit(s[i], '-', '_');
+                if (v < 0)
+                        return -EINVAL;
+                acc = acc << 6 | (uint32_t) v;
+                bits += 6;
+                if (bits >= 8) {
+                        bits -= 8;
+                        if (n >= max)
+                                return -E2BIG;
+                        out[n++] = (uint8_t) (acc >> bits);
+                        acc &= (1u << bits) - 1;
+                }
+        }
+        if (acc != 0)
+                return -EINVAL;
+        *ret_size = n;
+        return 0;
 }
 
 int base64_decode_strict(const char *s, size_t len, uint8_t *out, size_t max, size_t *ret_size) {

@@ -20,6 +20,10 @@ static inline size_t base64_encoded_len(size_t n) {
 /* Writes base64_encoded_len(n) characters and a NUL to out. */
 void base64_encode(const uint8_t *p, size_t n, char *out);
 
+/* base64url without padding (RFC 7515 appendix C), as in JWKs; the unused bits of the last
+ * character must be zero. Returns 0, -EINVAL or -E2BIG. */
+int base64url_decode_strict(const char *s, size_t len, uint8_t *out, size_t max, size_t *ret_size);
+
 /* Exactly 2 * size hex digits (either case) into size bytes. Returns 0 or -EINVAL. */
 int hex_decode_exact(const char *s, size_t len, uint8_t *out, size_t size);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "encoding.h"
 #include "hcl.h"
 #include "json-strict.h"
 #include "log.h"
@@ -31,49 +32,6 @@ static uint32_t le32(const uint8_t *p) {
 }
 
 /* ---- JWK ---- */
-
-static int b64url_value(char c) {
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        if (c == '-')
-                return 62;
-        if (c == '_')
-                return 63;
-        return -1;
-}
-
-/* base64url without padding (RFC 7515 appendix C); unused bits of the last character must be 0,
- * so each value has exactly one spelling. */
-static int b64url_decode(const char *s, size_t len, uint8_t *out, size_t max, size_t *ret_size) {
-        uint32_t acc = 0;
-        unsigned bits = 0;
-        size_t n = 0;
-
-        if (len % 4 == 1)
-                return -EBADMSG;
-        for (size_t i = 0; i < len; i++) {
-                int v = b64url_value(s[i]);
-                if (v < 0)
-                        return -EBADMSG;
-                acc = acc << 6 | (uint32_t) v;
-                bits += 6;
-                if (bits >= 8) {
-                        bits -= 8;
-                        if (n >= max)
-                                return -E2BIG;
-                        out[n++] = (uint8_t) (acc >> bits);
-                        acc &= (1u << bits) - 1;
-                }
-        }
-        if (acc != 0)
-                return -EBADMSG;
-        *ret_size = n;
-        return 0;
-}
 
 static const char *json_string_of(json_object *o, const char *key) {
         json_object *v;
@@ -100,8 +58,8 @@ static int jwk_to_rsa(json_object *jwk, EVP_PKEY **ret) {
                 return -ENOMEM;
         if (!kty || strcmp(kty, "RSA") != 0 || !ns || !es)
                 return log_debug_errno(-EBADMSG, "HCL runtime data: HCLAkPub is not an RSA JWK with n and e");
-        if (b64url_decode(ns, strlen(ns), nbuf, sizeof(nbuf), &nlen) < 0 ||
-            b64url_decode(es, strlen(es), ebuf, sizeof(ebuf), &elen) < 0 || nlen == 0 || elen == 0 || nbuf[0] == 0 ||
+        if (base64url_decode_strict(ns, strlen(ns), nbuf, sizeof(nbuf), &nlen) < 0 ||
+            base64url_decode_strict(es, strlen(es), ebuf, sizeof(ebuf), &elen) < 0 || nlen == 0 || elen == 0 || nbuf[0] == 0 ||
             ebuf[0] == 0)
                 return log_debug_errno(-EBADMSG, "HCL runtime data: HCLAkPub n/e are not minimal base64url integers");
         n = BN_bin2bn(nbuf, (int) nlen, NULL);

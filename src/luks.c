@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "encoding.h"
 #include "log.h"
 #include "luks-header.h"
 #include "luks.h"
@@ -265,10 +266,8 @@ static int explain_pcr_refusal(TpmContext *tpm, const Tpm2Token *t, int token_id
 
                 if (!(t->pcrs.mask & (1u << i)) || memcmp(now.value[i], t->pcrs.value[i], size) == 0)
                         continue;
-                for (size_t k = 0; k < size; k++) {
-                        snprintf(sealed + 2 * k, 3, "%02x", t->pcrs.value[i][k]);
-                        snprintf(cur + 2 * k, 3, "%02x", now.value[i][k]);
-                }
+                hex_encode(t->pcrs.value[i], size, sealed);
+                hex_encode(now.value[i], size, cur);
                 len += (size_t) snprintf(why + len, n - len, "%sPCR %u differs from the sealed policy (sealed %s, now %s)",
                                          len ? "; " : "", i, sealed, cur);
         }
