@@ -263,3 +263,20 @@ int json_parse_strict(const char *text, size_t size, int depth, json_object **re
         *ret = o;
         return 0;
 }
+
+const char *json_type_phrase(json_type t) {
+        switch (t) {
+        case json_type_string:
+                return "a string";
+        case json_type_int:
+                return "an integer";
+        case json_type_boolean:
+                return "a boolean";
+        case json_type_object:
+                return "an object";
+        case json_type_array:
+                return "an array";
+        default:
+                return "of another type";
+        }
+}

@@ -16,6 +16,9 @@
  * ("offset N: ..."). */
 int json_parse_strict(const char *text, size_t size, int depth, json_object **ret, char *why, size_t why_size);
 
+/* "a string", "an integer", ...: for messages such as "field 'x' is not a string". */
+const char *json_type_phrase(json_type t);
+
 static inline void json_object_putp(json_object **o) {
         if (*o)
                 json_object_put(*o);

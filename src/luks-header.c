@@ -237,21 +237,6 @@ static int compare_copies(const Ctx *c, const uint8_t *a, const uint8_t *b) {
 
 /* ---- JSON helpers. Every failure names the object ("keyslot 1") and the field. ---- */
 
-static const char *type_name(json_type t) {
-        switch (t) {
-        case json_type_string:
-                return "a string";
-        case json_type_int:
-                return "an integer";
-        case json_type_object:
-                return "an object";
-        case json_type_array:
-                return "an array";
-        default:
-                return "of another type";
-        }
-}
-
 static int get_member(const Ctx *c, json_object *obj, const char *what, const char *key, json_type type,
                       json_object **ret) {
         json_object *v;
@@ -259,7 +244,7 @@ static int get_member(const Ctx *c, json_object *obj, const char *what, const ch
         if (!json_object_object_get_ex(obj, key, &v))
                 return fail(c, -EBADMSG, "%s has no field '%s'", what, key);
         if (!json_object_is_type(v, type))
-                return fail(c, -EBADMSG, "%s field '%s' is not %s", what, key, type_name(type));
+                return fail(c, -EBADMSG, "%s field '%s' is not %s", what, key, json_type_phrase(type));
         *ret = v;
         return 0;
 }

@@ -81,23 +81,6 @@ static int parse_object(const char *json, json_object **ret, char *why, size_t n
         return 0;
 }
 
-static const char *type_name(json_type t) {
-        switch (t) {
-        case json_type_string:
-                return "a string";
-        case json_type_int:
-                return "an integer";
-        case json_type_boolean:
-                return "a boolean";
-        case json_type_object:
-                return "an object";
-        case json_type_array:
-                return "an array";
-        default:
-                return "of another type";
-        }
-}
-
 /* A required field of the given type; a string must not hide a NUL. */
 static int field(json_object *root, const char *key, json_type type, json_object **ret, char *why, size_t n) {
         json_object *v;
@@ -105,7 +88,7 @@ static int field(json_object *root, const char *key, json_type type, json_object
         if (!json_object_object_get_ex(root, key, &v))
                 return fail(why, n, -EINVAL, "token field '%s' is missing", key);
         if (!json_object_is_type(v, type))
-                return fail(why, n, -EINVAL, "token field '%s' is not %s", key, type_name(type));
+                return fail(why, n, -EINVAL, "token field '%s' is not %s", key, json_type_phrase(type));
         if (type == json_type_string && strlen(json_object_get_string(v)) != (size_t) json_object_get_string_len(v))
                 return fail(why, n, -EINVAL, "token field '%s' contains a NUL character", key);
         *ret = v;
