@@ -8,9 +8,8 @@
 #include <unistd.h>
 
 #include "attest.h"
+#include "json-strict.h"
 #include "log.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
 /* Offsets (docs/attestation-formats.md, section 1). */
 enum {
@@ -317,38 +316,11 @@ static const char *const platform_bit_names[] = {
 
 /* ---- JSON ---- */
 
-static void hex_string(const uint8_t *p, size_t n, char *out) {
-        static const char digits[] = "0123456789abcdef";
-
-        for (size_t i = 0; i < n; i++) {
-                out[2 * i] = digits[p[i] >> 4];
-                out[2 * i + 1] = digits[p[i] & 15];
-        }
-        out[2 * n] = 0;
-}
-
-static int add(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int add_hex(json_object *o, const char *key, const uint8_t *p, size_t n) {
-        char buf[2 * 72 + 1];
-
-        hex_string(p, n, buf);
-        return add(o, key, json_object_new_string(buf));
-}
-
 static int add_u64_hex(json_object *o, const char *key, uint64_t v) {
         char buf[32];
 
         (void) snprintf(buf, sizeof(buf), "0x%016llx", (unsigned long long) v);
-        return add(o, key, json_object_new_string(buf));
+        return json_add(o, key, json_object_new_string(buf));
 }
 
 static int add_bits(json_object *o, const char *key, uint64_t v, const char *const *names, size_t n_names,
@@ -356,7 +328,7 @@ static int add_bits(json_object *o, const char *key, uint64_t v, const char *con
         json_object *a = json_object_new_array();
         int k;
 
-        k = add(o, key, a);
+        k = json_add(o, key, a);
         if (k < 0)
                 return k;
         for (unsigned bit = first; bit < 64; bit++) {
@@ -381,21 +353,21 @@ static int add_tcb(json_object *o, const char *key, uint64_t raw, SnpTcbLayout l
         SnpTcb tcb;
         int k;
 
-        k = add(o, key, t);
+        k = json_add(o, key, t);
         if (k < 0)
                 return k;
         snp_tcb_decode(raw, layout, &tcb);
         k = add_u64_hex(t, "raw", raw);
         if (k >= 0 && layout == SNP_TCB_LAYOUT_TURIN)
-                k = add(t, "fmc", json_object_new_int(tcb.fmc));
+                k = json_add(t, "fmc", json_object_new_int(tcb.fmc));
         if (k >= 0)
-                k = add(t, "bootloader", json_object_new_int(tcb.bootloader));
+                k = json_add(t, "bootloader", json_object_new_int(tcb.bootloader));
         if (k >= 0)
-                k = add(t, "tee", json_object_new_int(tcb.tee));
+                k = json_add(t, "tee", json_object_new_int(tcb.tee));
         if (k >= 0)
-                k = add(t, "snp", json_object_new_int(tcb.snp));
+                k = json_add(t, "snp", json_object_new_int(tcb.snp));
         if (k >= 0)
-                k = add(t, "microcode", json_object_new_int(tcb.microcode));
+                k = json_add(t, "microcode", json_object_new_int(tcb.microcode));
         return k;
 }
 
@@ -403,7 +375,7 @@ static int add_version(json_object *o, const char *key, unsigned major, unsigned
         char buf[32];
 
         (void) snprintf(buf, sizeof(buf), "%u.%u.%u", major, minor, build);
-        return add(o, key, json_object_new_string(buf));
+        return json_add(o, key, json_object_new_string(buf));
 }
 
 int snp_report_to_json(const SnpReport *r, json_object **ret) {
@@ -421,43 +393,43 @@ int snp_report_to_json(const SnpReport *r, json_object **ret) {
                 if (k < 0)         \
                         return k;  \
         } while (0)
-        TRY(add(o, "version", json_object_new_int64(r->version)));
-        TRY(add(o, "guest_svn", json_object_new_int64(r->guest_svn)));
+        TRY(json_add(o, "version", json_object_new_int64(r->version)));
+        TRY(json_add(o, "guest_svn", json_object_new_int64(r->guest_svn)));
         pol = json_object_new_object();
-        TRY(add(o, "policy", pol));
+        TRY(json_add(o, "policy", pol));
         TRY(add_u64_hex(pol, "raw", r->policy));
         (void) snprintf(abi, sizeof(abi), "%u.%u", snp_policy_abi_major(r->policy), snp_policy_abi_minor(r->policy));
-        TRY(add(pol, "abi", json_object_new_string(abi)));
+        TRY(json_add(pol, "abi", json_object_new_string(abi)));
         TRY(add_bits(pol, "flags", r->policy, policy_bit_names, ELEMENTSOF(policy_bit_names), 16));
-        TRY(add_hex(o, "family_id", r->family_id, sizeof(r->family_id)));
-        TRY(add_hex(o, "image_id", r->image_id, sizeof(r->image_id)));
-        TRY(add(o, "vmpl", json_object_new_int64(r->vmpl)));
-        TRY(add(o, "signature_algo", json_object_new_int64(r->signature_algo)));
+        TRY(json_add_hex(o, "family_id", r->family_id, sizeof(r->family_id)));
+        TRY(json_add_hex(o, "image_id", r->image_id, sizeof(r->image_id)));
+        TRY(json_add(o, "vmpl", json_object_new_int64(r->vmpl)));
+        TRY(json_add(o, "signature_algo", json_object_new_int64(r->signature_algo)));
         TRY(add_tcb(o, "current_tcb", r->current_tcb, l));
         pol = json_object_new_object();
-        TRY(add(o, "platform_info", pol));
+        TRY(json_add(o, "platform_info", pol));
         TRY(add_u64_hex(pol, "raw", r->platform_info));
         TRY(add_bits(pol, "flags", r->platform_info, platform_bit_names, ELEMENTSOF(platform_bit_names), 0));
         signer = json_object_new_object();
-        TRY(add(o, "signer_info", signer));
-        TRY(add(signer, "raw", json_object_new_int64(r->signer_info)));
-        TRY(add(signer, "author_key_en", json_object_new_boolean(r->signer_info & SNP_SIGNER_AUTHOR_KEY_EN)));
-        TRY(add(signer, "mask_chip_key", json_object_new_boolean(r->signer_info & SNP_SIGNER_MASK_CHIP_KEY)));
-        TRY(add(signer, "signing_key", json_object_new_string(snp_signing_key_to_string(snp_report_signing_key(r)))));
-        TRY(add_hex(o, "report_data", r->report_data, sizeof(r->report_data)));
-        TRY(add_hex(o, "measurement", r->measurement, sizeof(r->measurement)));
-        TRY(add_hex(o, "host_data", r->host_data, sizeof(r->host_data)));
-        TRY(add_hex(o, "id_key_digest", r->id_key_digest, sizeof(r->id_key_digest)));
-        TRY(add_hex(o, "author_key_digest", r->author_key_digest, sizeof(r->author_key_digest)));
-        TRY(add_hex(o, "report_id", r->report_id, sizeof(r->report_id)));
-        TRY(add_hex(o, "report_id_ma", r->report_id_ma, sizeof(r->report_id_ma)));
+        TRY(json_add(o, "signer_info", signer));
+        TRY(json_add(signer, "raw", json_object_new_int64(r->signer_info)));
+        TRY(json_add(signer, "author_key_en", json_object_new_boolean(r->signer_info & SNP_SIGNER_AUTHOR_KEY_EN)));
+        TRY(json_add(signer, "mask_chip_key", json_object_new_boolean(r->signer_info & SNP_SIGNER_MASK_CHIP_KEY)));
+        TRY(json_add(signer, "signing_key", json_object_new_string(snp_signing_key_to_string(snp_report_signing_key(r)))));
+        TRY(json_add_hex(o, "report_data", r->report_data, sizeof(r->report_data)));
+        TRY(json_add_hex(o, "measurement", r->measurement, sizeof(r->measurement)));
+        TRY(json_add_hex(o, "host_data", r->host_data, sizeof(r->host_data)));
+        TRY(json_add_hex(o, "id_key_digest", r->id_key_digest, sizeof(r->id_key_digest)));
+        TRY(json_add_hex(o, "author_key_digest", r->author_key_digest, sizeof(r->author_key_digest)));
+        TRY(json_add_hex(o, "report_id", r->report_id, sizeof(r->report_id)));
+        TRY(json_add_hex(o, "report_id_ma", r->report_id_ma, sizeof(r->report_id_ma)));
         TRY(add_tcb(o, "reported_tcb", r->reported_tcb, l));
         if (r->version >= 3) {
-                TRY(add(o, "cpuid_fam_id", json_object_new_int(r->cpuid_fam_id)));
-                TRY(add(o, "cpuid_mod_id", json_object_new_int(r->cpuid_mod_id)));
-                TRY(add(o, "cpuid_step", json_object_new_int(r->cpuid_step)));
+                TRY(json_add(o, "cpuid_fam_id", json_object_new_int(r->cpuid_fam_id)));
+                TRY(json_add(o, "cpuid_mod_id", json_object_new_int(r->cpuid_mod_id)));
+                TRY(json_add(o, "cpuid_step", json_object_new_int(r->cpuid_step)));
         }
-        TRY(add_hex(o, "chip_id", r->chip_id, sizeof(r->chip_id)));
+        TRY(json_add_hex(o, "chip_id", r->chip_id, sizeof(r->chip_id)));
         TRY(add_tcb(o, "committed_tcb", r->committed_tcb, l));
         TRY(add_version(o, "current_version", r->current_major, r->current_minor, r->current_build));
         TRY(add_version(o, "committed_version", r->committed_major, r->committed_minor, r->committed_build));
@@ -466,12 +438,12 @@ int snp_report_to_json(const SnpReport *r, json_object **ret) {
                 TRY(add_u64_hex(o, "launch_mit_vector", r->launch_mit_vector));
                 TRY(add_u64_hex(o, "current_mit_vector", r->current_mit_vector));
         }
-        TRY(add_hex(o, "signature_r", r->signature_r, SIG_COMPONENT_USED));
-        TRY(add_hex(o, "signature_s", r->signature_s, SIG_COMPONENT_USED));
-        TRY(add(o, "product", json_object_new_string(snp_product_to_string(r->product))));
-        TRY(add(o, "tcb_layout", json_object_new_string(snp_tcb_layout_to_string(l))));
+        TRY(json_add_hex(o, "signature_r", r->signature_r, SIG_COMPONENT_USED));
+        TRY(json_add_hex(o, "signature_s", r->signature_s, SIG_COMPONENT_USED));
+        TRY(json_add(o, "product", json_object_new_string(snp_product_to_string(r->product))));
+        TRY(json_add(o, "tcb_layout", json_object_new_string(snp_tcb_layout_to_string(l))));
         /* A v2 report does not say which layout it uses; say so rather than print a guess as fact. */
-        TRY(add(o, "tcb_layout_known", json_object_new_boolean(r->tcb_layout_known)));
+        TRY(json_add(o, "tcb_layout_known", json_object_new_boolean(r->tcb_layout_known)));
 #undef TRY
         *ret = TAKE_PTR(o);
         return 0;

@@ -5,10 +5,9 @@
 
 #include "cli.h"
 #include "config.h"
+#include "json-strict.h"
 #include "log.h"
 #include "macro.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
 typedef struct PlanStep {
         const char *step;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "attest.h"
+#include "json-strict.h"
 #include "cli.h"
 #include "encoding.h"
 #include "hcl.h"
@@ -17,7 +18,6 @@
 
 #define NONCE_MAX 64
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 static inline void hcl_report_donep(HclReport **h) {
         hcl_report_done(*h);
 }
@@ -81,21 +81,6 @@ static int print_json(json_object *o) {
         return 0;
 }
 
-static int add(json_object *o, const char *key, json_object *v) {
-        if (!v || json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int add_hex(json_object *o, const char *key, const uint8_t *p, size_t n) {
-        char buf[2 * 64 + 1];
-
-        hex_encode(p, n, buf);
-        return add(o, key, json_object_new_string(buf));
-}
-
 static int ak_fingerprint(EVP_PKEY *key, char out[65]) {
         uint8_t *der = NULL, md[32];
         unsigned len = 0;
@@ -118,40 +103,40 @@ static int hcl_to_json(const HclReport *h, json_object *o) {
         int k;
 
         attest_problems_init(&problems);
-        k = add(o, "header_version", json_object_new_int64(h->header_version));
+        k = json_add(o, "header_version", json_object_new_int64(h->header_version));
         if (k >= 0)
-                k = add(o, "report_size", json_object_new_int64(h->report_size));
+                k = json_add(o, "report_size", json_object_new_int64(h->report_size));
         if (k >= 0)
-                k = add(o, "request_type", json_object_new_int64(h->request_type));
+                k = json_add(o, "request_type", json_object_new_int64(h->request_type));
         if (k >= 0)
-                k = add(o, "status", json_object_new_int64(h->status));
+                k = json_add(o, "status", json_object_new_int64(h->status));
         if (k >= 0)
-                k = add(o, "report_type", json_object_new_int64(h->report_type));
+                k = json_add(o, "report_type", json_object_new_int64(h->report_type));
         if (k >= 0)
-                k = add(o, "hash_type", json_object_new_int64(h->hash_type));
+                k = json_add(o, "hash_type", json_object_new_int64(h->hash_type));
         if (k >= 0)
-                k = add(o, "runtime_data_size", json_object_new_int64((int64_t) h->runtime_size));
+                k = json_add(o, "runtime_data_size", json_object_new_int64((int64_t) h->runtime_size));
         if (k >= 0)
-                k = add(o, "runtime_data_bound",
+                k = json_add(o, "runtime_data_bound",
                         json_object_new_boolean(hcl_check_binding(h, &problems) == 0));
         if (k >= 0)
                 k = ak_fingerprint(h->ak_pub, fp);
         if (k >= 0)
-                k = add(o, "ak_pub_sha256", json_object_new_string(fp));
+                k = json_add(o, "ak_pub_sha256", json_object_new_string(fp));
         if (k >= 0)
-                k = add(o, "ak_pub_bits", json_object_new_int(EVP_PKEY_get_bits(h->ak_pub)));
+                k = json_add(o, "ak_pub_bits", json_object_new_int(EVP_PKEY_get_bits(h->ak_pub)));
         if (k >= 0)
-                k = add(o, "ek_pub_present", json_object_new_boolean(h->has_ek_pub));
+                k = json_add(o, "ek_pub_present", json_object_new_boolean(h->has_ek_pub));
         if (k >= 0 && h->vm_config.has_secure_boot)
-                k = add(o, "secure-boot", json_object_new_boolean(h->vm_config.secure_boot));
+                k = json_add(o, "secure-boot", json_object_new_boolean(h->vm_config.secure_boot));
         if (k >= 0 && h->vm_config.has_tpm_enabled)
-                k = add(o, "tpm-enabled", json_object_new_boolean(h->vm_config.tpm_enabled));
+                k = json_add(o, "tpm-enabled", json_object_new_boolean(h->vm_config.tpm_enabled));
         if (k >= 0 && h->vm_config.has_console_enabled)
-                k = add(o, "console-enabled", json_object_new_boolean(h->vm_config.console_enabled));
+                k = json_add(o, "console-enabled", json_object_new_boolean(h->vm_config.console_enabled));
         if (k >= 0 && h->vm_unique_id[0])
-                k = add(o, "vmUniqueId", json_object_new_string(h->vm_unique_id));
+                k = json_add(o, "vmUniqueId", json_object_new_string(h->vm_unique_id));
         if (k >= 0 && h->has_user_data)
-                k = add_hex(o, "user_data", h->user_data, sizeof(h->user_data));
+                k = json_add_hex(o, "user_data", h->user_data, sizeof(h->user_data));
         return k;
 }
 
@@ -197,7 +182,7 @@ static int attest_show(const CliArgs *args, const char *path) {
                 json_object *ho = json_object_new_object();
 
                 root = json_object_new_object();
-                if (!root || add(root, "hcl", ho) < 0 || hcl_to_json(&h, ho) < 0 || add(root, "report", TAKE_PTR(rep)) < 0)
+                if (!root || json_add(root, "hcl", ho) < 0 || hcl_to_json(&h, ho) < 0 || json_add(root, "report", TAKE_PTR(rep)) < 0)
                         return log_error_errno(-ENOMEM, "attest: out of memory");
         } else
                 root = TAKE_PTR(rep);
@@ -238,29 +223,29 @@ static int verdict_json(const CliArgs *args, const char *path, bool ok, const At
         json_object *list = json_object_new_array();
         char fp[65];
 
-        if (!o || add(o, "verified", json_object_new_boolean(ok)) < 0 || add(o, "report", json_object_new_string(path)) < 0 ||
-            add(o, "product", json_object_new_string(snp_product_to_string(info->product))) < 0 ||
-            add(o, "signing_key", json_object_new_string(snp_signing_key_to_string(info->key))) < 0 ||
-            add(o, "ark", json_object_new_string(info->ark_name)) < 0 ||
-            add(o, "intermediate", json_object_new_string(info->intermediate_name)) < 0 ||
-            add_hex(o, "measurement", r->measurement, sizeof(r->measurement)) < 0 ||
-            add_hex(o, "policy_sha256", policy_digest, 32) < 0)
+        if (!o || json_add(o, "verified", json_object_new_boolean(ok)) < 0 || json_add(o, "report", json_object_new_string(path)) < 0 ||
+            json_add(o, "product", json_object_new_string(snp_product_to_string(info->product))) < 0 ||
+            json_add(o, "signing_key", json_object_new_string(snp_signing_key_to_string(info->key))) < 0 ||
+            json_add(o, "ark", json_object_new_string(info->ark_name)) < 0 ||
+            json_add(o, "intermediate", json_object_new_string(info->intermediate_name)) < 0 ||
+            json_add_hex(o, "measurement", r->measurement, sizeof(r->measurement)) < 0 ||
+            json_add_hex(o, "policy_sha256", policy_digest, 32) < 0)
                 return -ENOMEM;
         hex_encode(info->ark_sha256, 32, fp);
-        if (add(o, "ark_sha256", json_object_new_string(fp)) < 0 ||
-            (args->hcl && add(o, "hcl_checked", json_object_new_boolean(true)) < 0) ||
-            (args->quote && add(o, "quote_checked", json_object_new_boolean(true)) < 0) || add(o, "problems", list) < 0)
+        if (json_add(o, "ark_sha256", json_object_new_string(fp)) < 0 ||
+            (args->hcl && json_add(o, "hcl_checked", json_object_new_boolean(true)) < 0) ||
+            (args->quote && json_add(o, "quote_checked", json_object_new_boolean(true)) < 0) || json_add(o, "problems", list) < 0)
                 return -ENOMEM;
         for (size_t i = 0; i < problems->n; i++) {
                 json_object *p = json_object_new_object();
                 if (!p || json_object_array_add(list, p) < 0 ||
-                    add(p, "check", json_object_new_string(problems->item[i].check)) < 0 ||
-                    add(p, "reason", json_object_new_string(problems->item[i].reason)) < 0) {
+                    json_add(p, "check", json_object_new_string(problems->item[i].check)) < 0 ||
+                    json_add(p, "reason", json_object_new_string(problems->item[i].reason)) < 0) {
                         json_object_put(p);
                         return -ENOMEM;
                 }
         }
-        if (problems->truncated && add(o, "problems_truncated", json_object_new_boolean(true)) < 0)
+        if (problems->truncated && json_add(o, "problems_truncated", json_object_new_boolean(true)) < 0)
                 return -ENOMEM;
         return print_json(o);
 }

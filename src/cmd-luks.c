@@ -10,6 +10,7 @@
 #include "ask.h"
 #include "cli.h"
 #include "encoding.h"
+#include "json-strict.h"
 #include "log.h"
 #include "luks.h"
 #include "macro.h"
@@ -17,8 +18,6 @@
 #include "tpm.h"
 
 #define DEFAULT_PCR_MASK (1u << 7)
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
 static int read_pin(const CliArgs *args, bool confirm, char **ret, size_t *ret_size) {
         _cleanup_secmem_ char *again = NULL;

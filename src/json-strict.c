@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "encoding.h"
 #include "json-strict.h"
 
 typedef struct Span {
@@ -279,4 +280,21 @@ const char *json_type_phrase(json_type t) {
         default:
                 return "of another type";
         }
+}
+
+int json_add(json_object *o, const char *key, json_object *v) {
+        if (!v || json_object_object_add(o, key, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+int json_add_hex(json_object *o, const char *key, const uint8_t *p, size_t n) {
+        char buf[2 * JSON_HEX_MAX + 1];
+
+        if (n > JSON_HEX_MAX)
+                return -E2BIG;
+        hex_encode(p, n, buf);
+        return json_add(o, key, json_object_new_string(buf));
 }

@@ -46,6 +46,17 @@ bool log_to_kmsg(void) {
         return kmsg_fd >= 0;
 }
 
+int format_reason(char *why, size_t n, int r, const char *format, ...) {
+        va_list ap;
+
+        if (n > 0) {
+                va_start(ap, format);
+                (void) vsnprintf(why, n, format, ap);
+                va_end(ap);
+        }
+        return r;
+}
+
 char *log_escape(char *dst, size_t n, const char *src) {
         static const char hex[] = "0123456789abcdef";
         size_t j = 0;

@@ -35,6 +35,10 @@ int log_internal(int level, int error, const char *format, ...) _printf_(3, 4);
 #define log_info(...) ((void) log_internal(LOG_INFO, 0, __VA_ARGS__))
 #define log_debug(...) ((void) log_internal(LOG_DEBUG, 0, __VA_ARGS__))
 
+/* Formats a one-line reason into why (size n; nothing when n is 0) for the caller to log once,
+ * and returns r: library modules report why they failed without logging it themselves. */
+int format_reason(char *why, size_t n, int r, const char *format, ...) _printf_(4, 5);
+
 /* Copies src into dst (size n), escaping control bytes as \xNN: host-controlled strings (labels,
  * paths, JSON) must not inject terminal escapes or fake log lines. Returns dst. */
 char *log_escape(char *dst, size_t n, const char *src);

@@ -935,17 +935,6 @@ static int write_full(int fd, const uint8_t *p, size_t n) {
         return 0;
 }
 
-static _printf_(4, 5) int snap_fail(char *why, size_t n, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (n > 0) {
-                va_start(ap, fmt);
-                (void) vsnprintf(why, n, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 static int device_size(int fd, const struct stat *st, uint64_t *ret) {
         if (S_ISREG(st->st_mode)) {
                 *ret = (uint64_t) st->st_size;
@@ -987,75 +976,75 @@ int luks_header_snapshot(const char *device, LuksSnapshotFlags flags, LuksHeader
         fd = open(device, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 r = negative_errno();
-                return snap_fail(why, why_size, r, "cannot open %s: %s", device, strerror(-r));
+                return format_reason(why, why_size, r, "cannot open %s: %s", device, strerror(-r));
         }
         if (fstat(fd, &st) < 0) {
                 r = negative_errno();
-                return snap_fail(why, why_size, r, "cannot stat %s: %s", device, strerror(-r));
+                return format_reason(why, why_size, r, "cannot stat %s: %s", device, strerror(-r));
         }
         if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
-                return snap_fail(why, why_size, -ENOTBLK, "%s is neither a block device nor a regular file", device);
+                return format_reason(why, why_size, -ENOTBLK, "%s is neither a block device nor a regular file", device);
 
         /* The primary binary header says how large a copy is; read both copies, then check them. */
         k = pread_full(fd, bin, sizeof(bin), 0);
         if (k < 0)
-                return snap_fail(why, why_size, (int) k, "cannot read %s: %s", device, strerror((int) -k));
+                return format_reason(why, why_size, (int) k, "cannot read %s: %s", device, strerror((int) -k));
         hdr_size = (size_t) k == sizeof(bin) ? be64(bin + OFF_HDR_SIZE) : 0;
         if (!hdr_size_valid(hdr_size)) {
                 /* Nothing we can read further; the validator says why (it can't succeed on this). */
                 r = luks_header_validate(bin, (size_t) k, NULL, why, why_size);
-                return r < 0 ? r : snap_fail(why, why_size, -EBADMSG, "unreadable header size");
+                return r < 0 ? r : format_reason(why, why_size, -EBADMSG, "unreadable header size");
         }
         buf = malloc(2 * hdr_size > COPY_CHUNK ? 2 * hdr_size : COPY_CHUNK);
         if (!buf)
-                return snap_fail(why, why_size, -ENOMEM, "out of memory");
+                return format_reason(why, why_size, -ENOMEM, "out of memory");
         memcpy(buf, bin, sizeof(bin));
         k = pread_full(fd, buf + sizeof(bin), 2 * hdr_size - sizeof(bin), sizeof(bin));
         if (k < 0)
-                return snap_fail(why, why_size, (int) k, "cannot read %s: %s", device, strerror((int) -k));
+                return format_reason(why, why_size, (int) k, "cannot read %s: %s", device, strerror((int) -k));
         r = luks_header_validate(buf, sizeof(bin) + (size_t) k, &info, why, why_size);
         if (r < 0)
                 return r;
         if (info.area_size > LUKS_HEADER_AREA_MAX) /* the validator's bounds already imply this */
-                return snap_fail(why, why_size, -EFBIG, "header area of %" PRIu64 " bytes is too large", info.area_size);
+                return format_reason(why, why_size, -EFBIG, "header area of %" PRIu64 " bytes is too large", info.area_size);
 
         mfd = memfd_create("cvmcrypt-luks2-header", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (mfd < 0) {
                 r = negative_errno();
-                return snap_fail(why, why_size, r, "cannot create memfd: %s", strerror(-r));
+                return format_reason(why, why_size, r, "cannot create memfd: %s", strerror(-r));
         }
         /* Exactly the bytes that were validated, not a second read of the device. */
         r = write_full(mfd, buf, 2 * hdr_size);
         if (r < 0)
-                return snap_fail(why, why_size, r, "cannot write memfd: %s", strerror(-r));
+                return format_reason(why, why_size, r, "cannot write memfd: %s", strerror(-r));
         /* The keyslot areas hold encrypted key material that the validator doesn't interpret; copy
          * each one once so libcryptsetup reads them from the snapshot too. The rest of the keyslots
          * area is never read for a key, so it stays a hole: a 16 MiB area costs only what the
          * keyslots occupy, which matters at every boot. */
         r = device_size(fd, &st, &dev_size);
         if (r < 0)
-                return snap_fail(why, why_size, r, "cannot size %s: %s", device, strerror(-r));
+                return format_reason(why, why_size, r, "cannot size %s: %s", device, strerror(-r));
         if (dev_size < info.area_size)
-                return snap_fail(why, why_size, -EBADMSG,
+                return format_reason(why, why_size, -EBADMSG,
                                  "truncated: %s ends at %" PRIu64 " bytes, the header area needs %" PRIu64, device,
                                  dev_size, info.area_size);
         if (ftruncate(mfd, (off_t) info.area_size) < 0) {
                 r = negative_errno();
-                return snap_fail(why, why_size, r, "cannot size memfd: %s", strerror(-r));
+                return format_reason(why, why_size, r, "cannot size memfd: %s", strerror(-r));
         }
         for (unsigned id = 0; id < LUKS_SLOTS_MAX; id++) {
                 if (!(flags & LUKS_SNAPSHOT_KEYSLOTS) || !(info.keyslots & (UINT32_C(1) << id)))
                         continue;
                 r = copy_range(fd, mfd, buf, info.keyslot_offset[id], info.keyslot_size[id]);
                 if (r < 0)
-                        return snap_fail(why, why_size, r,
+                        return format_reason(why, why_size, r,
                                          "cannot copy keyslot %u of %s: %s", id, device,
                                          r == -EBADMSG ? "the device ends inside it" : strerror(-r));
         }
         /* From here on nobody, libcryptsetup's header repair included, can change the checked copy. */
         if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
                 r = negative_errno();
-                return snap_fail(why, why_size, r, "cannot seal memfd: %s", strerror(-r));
+                return format_reason(why, why_size, r, "cannot seal memfd: %s", strerror(-r));
         }
 
         log_debug("LUKS2 header of %s checked: %" PRIu64 "-byte header area, %" PRIu64 "-byte copies, seqid %" PRIu64,

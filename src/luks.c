@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <libcryptsetup.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -18,15 +17,6 @@
 #define VK_MAX 64
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
-
-static _printf_(4, 5) int fail(char *why, size_t n, int r, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        (void) vsnprintf(why, n, fmt, ap);
-        va_end(ap);
-        return r;
-}
 
 /* libcryptsetup prints to stderr by default; its messages are details for --verbose only. */
 static void log_from_libcryptsetup(int level _unused_, const char *msg, void *usrptr _unused_) {
@@ -56,14 +46,14 @@ static int open_checked(const char *device, LuksSnapshotFlags flags, LuksHeader 
         luks_log_setup();
         r = luks_header_snapshot(device, flags, hdr, reason, sizeof(reason));
         if (r == -ENOENT || r == -ENXIO || r == -EACCES)
-                return fail(why, n, r == -EACCES ? r : -ENODEV, "%s: cannot read: %s", device, strerror(-r));
+                return format_reason(why, n, r == -EACCES ? r : -ENODEV, "%s: cannot read: %s", device, strerror(-r));
         if (r < 0)
-                return fail(why, n, -EUCLEAN, "%s: LUKS2 header rejected: %s", device, reason);
+                return format_reason(why, n, -EUCLEAN, "%s: LUKS2 header rejected: %s", device, reason);
         r = crypt_init_data_device(&cd, hdr->path, device);
         if (r >= 0)
                 r = crypt_load(cd, CRYPT_LUKS2, NULL);
         if (r < 0)
-                return fail(why, n, -EUCLEAN, "%s: libcryptsetup cannot load the checked header: %s", device,
+                return format_reason(why, n, -EUCLEAN, "%s: libcryptsetup cannot load the checked header: %s", device,
                             strerror(-r));
         *ret = TAKE_PTR(cd);
         return 0;
@@ -88,12 +78,12 @@ static int fill_current_pcrs(TpmContext *tpm, const EnrollParams *p, TpmPcrValue
                 return 0;
         r = tpm_pcr_read(tpm, p->pcrs.bank, current, &now);
         if (r < 0)
-                return fail(why, n, r, "cannot read PCRs: %s", strerror(-r));
+                return format_reason(why, n, r, "cannot read PCRs: %s", strerror(-r));
         for (unsigned i = 0; i < TPM_PCR_MAX; i++) {
                 if (!(current & (1u << i)))
                         continue;
                 if (all_bytes(now.value[i], size, 0) || all_bytes(now.value[i], size, 0xff))
-                        return fail(why, n, -ENOMEDIUM,
+                        return format_reason(why, n, -ENOMEDIUM,
                                     "PCR %u has never been extended; binding to it protects nothing (give --pcr-value %u=HEX to bind to a predicted value)",
                                     i, i);
                 memcpy(out->value[i], now.value[i], size);
@@ -125,13 +115,13 @@ static int open_for_write(const char *device, const LuksHeader *hdr, const uint8
         if (r >= 0)
                 r = crypt_load(cd, CRYPT_LUKS2, NULL);
         if (r < 0)
-                return fail(why, n, r, "%s: cannot open for writing: %s", device, strerror(-r));
+                return format_reason(why, n, r, "%s: cannot open for writing: %s", device, strerror(-r));
         uuid = crypt_get_uuid(cd);
         if (!uuid || strcmp(uuid, hdr->info.uuid) != 0 || crypt_volume_key_verify(cd, (const char *) vk, vk_size) < 0)
-                return fail(why, n, -EBUSY, "%s: the header changed while enrolling", device);
+                return format_reason(why, n, -EBUSY, "%s: the header changed while enrolling", device);
         r = use_fast_kdf(cd);
         if (r < 0)
-                return fail(why, n, r, "%s: cannot set the keyslot KDF: %s", device, strerror(-r));
+                return format_reason(why, n, r, "%s: cannot set the keyslot KDF: %s", device, strerror(-r));
         *ret = TAKE_PTR(cd);
         return 0;
 }
@@ -145,10 +135,10 @@ static int add_tpm_slot(struct crypt_device *cd, TpmContext *tpm, const EnrollPa
         int r, slot;
 
         if (!payload)
-                return fail(why, n, -ENOMEM, "out of memory");
+                return format_reason(why, n, -ENOMEM, "out of memory");
         r = random_bytes(payload, SECRET_SIZE);
         if (r < 0)
-                return fail(why, n, r, "cannot generate the secret");
+                return format_reason(why, n, r, "cannot generate the secret");
         /* The sealed object holds the keyslot secret and the volume key itself. Unlock checks that
          * key against the volume's digest: a swapped volume or a forged header cannot accept a key
          * the host never saw, and unlocking skips the keyslot's anti-forensic merge, the slow part
@@ -156,16 +146,16 @@ static int add_tpm_slot(struct crypt_device *cd, TpmContext *tpm, const EnrollPa
         memcpy(payload + SECRET_SIZE, vk, vk_size);
         r = tpm_seal(tpm, pcrs, p->pin, p->pin_size, payload, SECRET_SIZE + vk_size, &sealed);
         if (r < 0)
-                return fail(why, n, r, "sealing to the TPM failed: %s", strerror(-r));
+                return format_reason(why, n, r, "sealing to the TPM failed: %s", strerror(-r));
         if (sealed.blob_size > sizeof(tok.blob)) {
                 tpm_sealed_done(&sealed);
-                return fail(why, n, -E2BIG, "sealed blob too large");
+                return format_reason(why, n, -E2BIG, "sealed blob too large");
         }
         slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *) vk, vk_size, (const char *) payload,
                                                SECRET_SIZE);
         if (slot < 0) {
                 tpm_sealed_done(&sealed);
-                return fail(why, n, slot, "adding the TPM keyslot failed: %s", strerror(-slot));
+                return format_reason(why, n, slot, "adding the TPM keyslot failed: %s", strerror(-slot));
         }
         tok = (Tpm2Token){ .keyslot = (unsigned) slot, .blob_size = sealed.blob_size, .pcrs = *pcrs,
                            .srk_name_size = sealed.srk_name_size, .pin = p->pin != NULL };
@@ -179,7 +169,7 @@ static int add_tpm_slot(struct crypt_device *cd, TpmContext *tpm, const EnrollPa
         if (r < 0) {
                 /* Without its token the slot is useless: take it back out. */
                 (void) crypt_keyslot_destroy(cd, slot);
-                return fail(why, n, r, "writing the token failed: %s", strerror(-r));
+                return format_reason(why, n, r, "writing the token failed: %s", strerror(-r));
         }
         res->tpm_keyslot = slot;
         res->tpm_token = r;
@@ -194,16 +184,16 @@ static int add_recovery_slot(struct crypt_device *cd, const uint8_t *vk, size_t 
 
         r = recovery_key_generate(&formatted, &pass);
         if (r < 0)
-                return fail(why, n, r, "cannot generate a recovery key");
+                return format_reason(why, n, r, "cannot generate a recovery key");
         slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *) vk, vk_size, pass, RECOVERY_KEY_CHARS);
         if (slot < 0)
-                return fail(why, n, slot, "adding the recovery keyslot failed: %s", strerror(-slot));
+                return format_reason(why, n, slot, "adding the recovery keyslot failed: %s", strerror(-slot));
         r = token_recovery_format(&(RecoveryToken){ .keyslot = (unsigned) slot }, &json);
         if (r >= 0)
                 r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
         if (r < 0) {
                 (void) crypt_keyslot_destroy(cd, slot);
-                return fail(why, n, r, "writing the recovery token failed: %s", strerror(-r));
+                return format_reason(why, n, r, "writing the recovery token failed: %s", strerror(-r));
         }
         res->recovery_keyslot = slot;
         res->recovery_token = r;
@@ -222,13 +212,13 @@ int luks_enroll(const char *device, const char *unlock_secret, size_t unlock_siz
         int r;
 
         if (!vk)
-                return fail(why, n, -ENOMEM, "out of memory");
+                return format_reason(why, n, -ENOMEM, "out of memory");
         r = open_checked(device, LUKS_SNAPSHOT_KEYSLOTS, &hdr, &ro, why, n);
         if (r < 0)
                 return r;
         r = crypt_volume_key_get(ro, CRYPT_ANY_SLOT, (char *) vk, &vk_size, unlock_secret, unlock_size);
         if (r < 0)
-                return fail(why, n, -ENOKEY, "%s: the passphrase or key file opens no keyslot", device);
+                return format_reason(why, n, -ENOKEY, "%s: the passphrase or key file opens no keyslot", device);
         r = fill_current_pcrs(tpm, p, &pcrs, why, n);
         if (r < 0)
                 return r;
@@ -259,7 +249,7 @@ static int explain_pcr_refusal(TpmContext *tpm, const Tpm2Token *t, int token_id
 
         r = tpm_pcr_read(tpm, t->pcrs.bank, t->pcrs.mask, &now);
         if (r < 0)
-                return fail(why, n, -EPERM, "token %d: the TPM refused the PCR policy", token_id);
+                return format_reason(why, n, -EPERM, "token %d: the TPM refused the PCR policy", token_id);
         why[0] = '\0';
         for (unsigned i = 0; i < TPM_PCR_MAX && len + 1 < n; i++) {
                 char sealed[2 * TPM_DIGEST_MAX + 1], cur[2 * TPM_DIGEST_MAX + 1];
@@ -272,7 +262,7 @@ static int explain_pcr_refusal(TpmContext *tpm, const Tpm2Token *t, int token_id
                                          len ? "; " : "", i, sealed, cur);
         }
         if (len == 0)
-                return fail(why, n, -EPERM, "token %d: the TPM refused the PCR policy", token_id);
+                return format_reason(why, n, -EPERM, "token %d: the TPM refused the PCR policy", token_id);
         return -EPERM;
 }
 
@@ -281,19 +271,19 @@ static int explain_unseal_error(TpmContext *tpm, const Tpm2Token *t, int token_i
         case -EPERM:
                 return explain_pcr_refusal(tpm, t, token_id, why, n);
         case -EREMCHG:
-                return fail(why, n, r, "token %d: the TPM's SRK differs from the one at enroll (TPM cleared, or another VM)",
+                return format_reason(why, n, r, "token %d: the TPM's SRK differs from the one at enroll (TPM cleared, or another VM)",
                             token_id);
         case -EUCLEAN:
-                return fail(why, n, r, "token %d: the sealed object's policy differs from the token's policy hash",
+                return format_reason(why, n, r, "token %d: the sealed object's policy differs from the token's policy hash",
                             token_id);
         case -ENOKEY:
-                return fail(why, n, r, "token %d: wrong PIN", token_id);
+                return format_reason(why, n, r, "token %d: wrong PIN", token_id);
         case -ENOLCK:
-                return fail(why, n, r, "the TPM is in dictionary-attack lockout");
+                return format_reason(why, n, r, "the TPM is in dictionary-attack lockout");
         case -EBADMSG:
-                return fail(why, n, -EUCLEAN, "token %d: the sealed blob is malformed", token_id);
+                return format_reason(why, n, -EUCLEAN, "token %d: the sealed blob is malformed", token_id);
         default:
-                return fail(why, n, r, "token %d: unsealing failed: %s", token_id, strerror(-r));
+                return format_reason(why, n, r, "token %d: unsealing failed: %s", token_id, strerror(-r));
         }
 }
 
@@ -310,7 +300,7 @@ static int activate(struct crypt_device *cd, const char *name, const LuksHeader 
         }
         r = crypt_activate_by_volume_key(cd, name, (const char *) vk, vk_size, 0);
         if (r < 0)
-                return fail(why, n, r, "activating %s failed: %s", name, strerror(-r));
+                return format_reason(why, n, r, "activating %s failed: %s", name, strerror(-r));
         return 0;
 }
 
@@ -326,11 +316,11 @@ static int unseal_token(struct crypt_device *cd, TpmContext *tpm, int id, const 
 
         r = crypt_keyslot_status(cd, (int) t->keyslot);
         if (r != CRYPT_SLOT_ACTIVE && r != CRYPT_SLOT_ACTIVE_LAST)
-                return fail(why, n, -ENOENT, "token %d: its keyslot %u is gone", id, t->keyslot);
+                return format_reason(why, n, -ENOENT, "token %d: its keyslot %u is gone", id, t->keyslot);
         if (tpm_policy_digest(&t->pcrs, t->pin, policy) < 0 || memcmp(policy, t->policy_hash, 32) != 0)
-                return fail(why, n, -EUCLEAN, "token %d: its PCR values do not match its policy hash (tampered token)", id);
+                return format_reason(why, n, -EUCLEAN, "token %d: its PCR values do not match its policy hash (tampered token)", id);
         if (t->pin && !pin)
-                return fail(why, n, -ENOKEY, "token %d needs a PIN (--pin-file)", id);
+                return format_reason(why, n, -ENOKEY, "token %d needs a PIN (--pin-file)", id);
         memcpy(sealed.policy, t->policy_hash, 32);
         memcpy(sealed.srk_name, t->srk_name, t->srk_name_size);
         r = tpm_unseal(tpm, &sealed, t->pcrs.bank, t->pcrs.mask, t->pin ? pin : NULL, pin_size, &payload, &size);
@@ -338,7 +328,7 @@ static int unseal_token(struct crypt_device *cd, TpmContext *tpm, int id, const 
                 return explain_unseal_error(tpm, t, id, r, why, n);
         if (key_size <= 0 || (size_t) key_size > VK_MAX || size != SECRET_SIZE + (size_t) key_size ||
             crypt_volume_key_verify(cd, (const char *) payload + SECRET_SIZE, (size_t) key_size) < 0)
-                return fail(why, n, -EKEYREJECTED,
+                return format_reason(why, n, -EKEYREJECTED,
                             "token %d: the volume key sealed at enroll does not open this volume (volume swapped or header forged)",
                             id);
         memcpy(vk, payload + SECRET_SIZE, (size_t) key_size);
@@ -361,12 +351,12 @@ int luks_unlock_tpm(const char *device, const char *name, TpmContext *tpm, const
         int r = -ENOENT;
 
         if (!vk)
-                return fail(why, n, -ENOMEM, "out of memory");
+                return format_reason(why, n, -ENOMEM, "out of memory");
         /* The key comes from the TPM and is checked against the digest: no keyslot is read. */
         r = open_checked(device, LUKS_SNAPSHOT_HEADERS, &hdr, &cd, why, n);
         if (r < 0)
                 return r;
-        r = fail(why, n, -ENOENT, "%s: no %s token", device, TOKEN_TPM2_TYPE);
+        r = format_reason(why, n, -ENOENT, "%s: no %s token", device, TOKEN_TPM2_TYPE);
         for (int id = 0; id < LUKS_SLOTS_MAX; id++) {
                 char reason[TOKEN_WHY_MAX] = "";
                 const char *json = NULL;
@@ -376,12 +366,12 @@ int luks_unlock_tpm(const char *device, const char *name, TpmContext *tpm, const
                 if (!(hdr.info.tokens & (1u << id)) || !token_is(cd, id, TOKEN_TPM2_TYPE))
                         continue;
                 if (crypt_token_json_get(cd, id, &json) < 0) {
-                        r = fail(why, n, -EUCLEAN, "token %d: cannot be read", id);
+                        r = format_reason(why, n, -EUCLEAN, "token %d: cannot be read", id);
                         continue;
                 }
                 r = token_tpm2_parse(json, &t, reason, sizeof(reason));
                 if (r < 0) {
-                        r = fail(why, n, r == -ENOENT ? r : -EUCLEAN, "token %d: %s", id, reason);
+                        r = format_reason(why, n, r == -ENOENT ? r : -EUCLEAN, "token %d: %s", id, reason);
                         continue;
                 }
                 r = unseal_token(cd, tpm, id, &t, pin, pin_size, vk, &vk_size, why, n);
@@ -400,13 +390,13 @@ int luks_unlock_recovery(const char *device, const char *name, const char *typed
         int r;
 
         if (!vk)
-                return fail(why, n, -ENOMEM, "out of memory");
+                return format_reason(why, n, -ENOMEM, "out of memory");
         if (recovery_key_normalize(typed_key, typed_size, &pass) < 0)
-                return fail(why, n, -ENOKEY, "that is not a recovery key (64 characters of cbdefghijklnrtuv)");
+                return format_reason(why, n, -ENOKEY, "that is not a recovery key (64 characters of cbdefghijklnrtuv)");
         r = open_checked(device, LUKS_SNAPSHOT_KEYSLOTS, &hdr, &cd, why, n);
         if (r < 0)
                 return r;
-        r = fail(why, n, -ENOENT, "%s: no recovery key is enrolled", device);
+        r = format_reason(why, n, -ENOENT, "%s: no recovery key is enrolled", device);
         for (int id = 0; id < LUKS_SLOTS_MAX; id++) {
                 char reason[TOKEN_WHY_MAX] = "";
                 const char *json = NULL;
@@ -416,11 +406,11 @@ int luks_unlock_recovery(const char *device, const char *name, const char *typed
                 if (!(hdr.info.tokens & (1u << id)) || !token_is(cd, id, TOKEN_RECOVERY_TYPE))
                         continue;
                 if (crypt_token_json_get(cd, id, &json) < 0 || token_recovery_parse(json, &t, reason, sizeof(reason)) < 0) {
-                        r = fail(why, n, -EUCLEAN, "token %d: %s", id, reason);
+                        r = format_reason(why, n, -EUCLEAN, "token %d: %s", id, reason);
                         continue;
                 }
                 if (crypt_volume_key_get(cd, (int) t.keyslot, (char *) vk, &vk_size, pass, RECOVERY_KEY_CHARS) < 0) {
-                        r = fail(why, n, -ENOKEY, "%s: the recovery key does not open keyslot %u", device, t.keyslot);
+                        r = format_reason(why, n, -ENOKEY, "%s: the recovery key does not open keyslot %u", device, t.keyslot);
                         continue;
                 }
                 return activate(cd, name, &hdr, vk, vk_size, why, n);

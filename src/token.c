@@ -19,17 +19,6 @@
 /* The root object, then tpm2-pcr-values / tpm2-pcrs / keyslots: nothing nests deeper. */
 #define TOKEN_JSON_DEPTH 2
 
-static _printf_(4, 5) int fail(char *why, size_t n, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (n > 0) {
-                va_start(ap, fmt);
-                (void) vsnprintf(why, n, fmt, ap);
-                va_end(ap);
-        }
-        return r;
-}
-
 /* Host-controlled text in a message: short, control bytes escaped. */
 static const char *shown(const char *s, char buf[static 40]) {
         return log_escape(buf, 40, s);
@@ -69,14 +58,14 @@ static int parse_object(const char *json, json_object **ret, char *why, size_t n
         int r;
 
         if (len > TOKEN_JSON_MAX)
-                return fail(why, n, -E2BIG, "token JSON is larger than %d bytes", TOKEN_JSON_MAX);
+                return format_reason(why, n, -E2BIG, "token JSON is larger than %d bytes", TOKEN_JSON_MAX);
         r = json_parse_strict(json, len, TOKEN_JSON_DEPTH, &root, parse_why, sizeof(parse_why));
         if (r == -ENOMEM)
-                return fail(why, n, r, "out of memory");
+                return format_reason(why, n, r, "out of memory");
         if (r < 0)
-                return fail(why, n, -EINVAL, "token is not valid JSON: %s", parse_why);
+                return format_reason(why, n, -EINVAL, "token is not valid JSON: %s", parse_why);
         if (!json_object_is_type(root, json_type_object))
-                return fail(why, n, -EINVAL, "token is not a JSON object");
+                return format_reason(why, n, -EINVAL, "token is not a JSON object");
         *ret = TAKE_PTR(root);
         return 0;
 }
@@ -86,11 +75,11 @@ static int field(json_object *root, const char *key, json_type type, json_object
         json_object *v;
 
         if (!json_object_object_get_ex(root, key, &v))
-                return fail(why, n, -EINVAL, "token field '%s' is missing", key);
+                return format_reason(why, n, -EINVAL, "token field '%s' is missing", key);
         if (!json_object_is_type(v, type))
-                return fail(why, n, -EINVAL, "token field '%s' is not %s", key, json_type_phrase(type));
+                return format_reason(why, n, -EINVAL, "token field '%s' is not %s", key, json_type_phrase(type));
         if (type == json_type_string && strlen(json_object_get_string(v)) != (size_t) json_object_get_string_len(v))
-                return fail(why, n, -EINVAL, "token field '%s' contains a NUL character", key);
+                return format_reason(why, n, -EINVAL, "token field '%s' contains a NUL character", key);
         *ret = v;
         return 0;
 }
@@ -104,7 +93,7 @@ static int check_fields(json_object *root, const char *const *allowed, size_t co
                 for (size_t i = 0; i < count && !known; i++)
                         known = strcmp(key, allowed[i]) == 0;
                 if (!known)
-                        return fail(why, n, -EINVAL, "token field '%s' is not known", shown(key, buf));
+                        return format_reason(why, n, -EINVAL, "token field '%s' is not known", shown(key, buf));
         }
         return 0;
 }
@@ -121,25 +110,25 @@ static int parse_common(json_object *root, const char *type, unsigned *ret_keysl
         if (r < 0)
                 return r;
         if (strcmp(json_object_get_string(v), type) != 0)
-                return fail(why, n, -EINVAL, "token type '%s' is not %s", shown(json_object_get_string(v), buf), type);
+                return format_reason(why, n, -EINVAL, "token type '%s' is not %s", shown(json_object_get_string(v), buf), type);
         r = field(root, "version", json_type_int, &v, why, n);
         if (r < 0)
                 return r;
         version = json_object_get_int64(v);
         if (version != TOKEN_VERSION)
-                return fail(why, n, -EOPNOTSUPP, "token version %lld is not supported", (long long) version);
+                return format_reason(why, n, -EOPNOTSUPP, "token version %lld is not supported", (long long) version);
         r = field(root, "keyslots", json_type_array, &v, why, n);
         if (r < 0)
                 return r;
         /* libcryptsetup empties the list when the keyslot is destroyed: say so plainly. */
         if (json_object_array_length(v) == 0)
-                return fail(why, n, -ENOENT, "its keyslot is gone (token field 'keyslots' is empty)");
+                return format_reason(why, n, -ENOENT, "its keyslot is gone (token field 'keyslots' is empty)");
         if (json_object_array_length(v) != 1)
-                return fail(why, n, -EINVAL, "token field 'keyslots' does not list exactly one keyslot");
+                return format_reason(why, n, -EINVAL, "token field 'keyslots' does not list exactly one keyslot");
         e = json_object_array_get_idx(v, 0);
         if (!json_object_is_type(e, json_type_string) ||
             !parse_small(json_object_get_string(e), TOKEN_KEYSLOT_MAX, ret_keyslot))
-                return fail(why, n, -EINVAL, "token field 'keyslots' does not hold a keyslot number 0..%d",
+                return format_reason(why, n, -EINVAL, "token field 'keyslots' does not hold a keyslot number 0..%d",
                             TOKEN_KEYSLOT_MAX);
         return 0;
 }
@@ -151,7 +140,7 @@ static int parse_hex_field(json_object *root, const char *key, uint8_t *out, siz
         if (r < 0)
                 return r;
         if (hex_decode_exact(json_object_get_string(v), (size_t) json_object_get_string_len(v), out, size) < 0)
-                return fail(why, n, -EINVAL, "token field '%s' is not %zu hex digits", key, 2 * size);
+                return format_reason(why, n, -EINVAL, "token field '%s' is not %zu hex digits", key, 2 * size);
         return 0;
 }
 
@@ -195,7 +184,7 @@ static int parse_pcrs(json_object *root, Tpm2Token *t, char *why, size_t n) {
                 t->pcrs.bank = TPM2_ALG_SHA384;
         else {
                 char buf[40];
-                return fail(why, n, -EINVAL, "token field 'tpm2-pcr-bank' is '%s', not sha256 or sha384",
+                return format_reason(why, n, -EINVAL, "token field 'tpm2-pcr-bank' is '%s', not sha256 or sha384",
                             shown(bank, buf));
         }
         digest_size = bank_digest_size(t->pcrs.bank);
@@ -204,20 +193,20 @@ static int parse_pcrs(json_object *root, Tpm2Token *t, char *why, size_t n) {
         if (r < 0)
                 return r;
         if (json_object_array_length(v) == 0)
-                return fail(why, n, -EINVAL, "token field 'tpm2-pcrs' is empty");
+                return format_reason(why, n, -EINVAL, "token field 'tpm2-pcrs' is empty");
         for (size_t i = 0; i < json_object_array_length(v); i++) {
                 json_object *e = json_object_array_get_idx(v, i);
                 int64_t pcr;
 
                 if (!json_object_is_type(e, json_type_int))
-                        return fail(why, n, -EINVAL, "token field 'tpm2-pcrs' entry %zu is not an integer", i);
+                        return format_reason(why, n, -EINVAL, "token field 'tpm2-pcrs' entry %zu is not an integer", i);
                 pcr = json_object_get_int64(e);
                 if (pcr < 0 || pcr >= TPM_PCR_MAX)
-                        return fail(why, n, -EINVAL, "token field 'tpm2-pcrs' entry %zu is not a PCR 0..%d", i,
+                        return format_reason(why, n, -EINVAL, "token field 'tpm2-pcrs' entry %zu is not a PCR 0..%d", i,
                                     TPM_PCR_MAX - 1);
                 /* Sorted and unique: one spelling per PCR set. */
                 if (pcr <= last)
-                        return fail(why, n, -EINVAL, "token field 'tpm2-pcrs' is not sorted and unique");
+                        return format_reason(why, n, -EINVAL, "token field 'tpm2-pcrs' is not sorted and unique");
                 last = (int) pcr;
                 t->pcrs.mask |= UINT32_C(1) << pcr;
         }
@@ -230,15 +219,15 @@ static int parse_pcrs(json_object *root, Tpm2Token *t, char *why, size_t n) {
                 char buf[40];
 
                 if (!parse_small(key, TPM_PCR_MAX - 1, &pcr))
-                        return fail(why, n, -EINVAL, "token field 'tpm2-pcr-values' key '%s' is not a PCR 0..%d",
+                        return format_reason(why, n, -EINVAL, "token field 'tpm2-pcr-values' key '%s' is not a PCR 0..%d",
                                     shown(key, buf), TPM_PCR_MAX - 1);
                 if (!(t->pcrs.mask & (UINT32_C(1) << pcr)))
-                        return fail(why, n, -EINVAL, "token field 'tpm2-pcr-values' has PCR %u, which is not in 'tpm2-pcrs'",
+                        return format_reason(why, n, -EINVAL, "token field 'tpm2-pcr-values' has PCR %u, which is not in 'tpm2-pcrs'",
                                     pcr);
                 if (!json_object_is_type(val, json_type_string) ||
                     hex_decode_exact(json_object_get_string(val), (size_t) json_object_get_string_len(val),
                                      t->pcrs.value[pcr], digest_size) < 0)
-                        return fail(why, n, -EINVAL, "token field 'tpm2-pcr-values' PCR %u is not %zu hex digits", pcr,
+                        return format_reason(why, n, -EINVAL, "token field 'tpm2-pcr-values' PCR %u is not %zu hex digits", pcr,
                                     2 * digest_size);
                 count++;
         }
@@ -250,9 +239,9 @@ static int parse_pcrs(json_object *root, Tpm2Token *t, char *why, size_t n) {
 
                 (void) snprintf(name, sizeof(name), "%u", i);
                 if ((t->pcrs.mask & (UINT32_C(1) << i)) && !json_object_object_get_ex(v, name, NULL))
-                        return fail(why, n, -EINVAL, "token field 'tpm2-pcr-values' has no value for PCR %u", i);
+                        return format_reason(why, n, -EINVAL, "token field 'tpm2-pcr-values' has no value for PCR %u", i);
         }
-        return fail(why, n, -EINVAL, "token field 'tpm2-pcr-values' does not cover exactly 'tpm2-pcrs'");
+        return format_reason(why, n, -EINVAL, "token field 'tpm2-pcr-values' does not cover exactly 'tpm2-pcrs'");
 }
 
 int token_tpm2_parse(const char *json, Tpm2Token *ret, char *why, size_t why_size) {
@@ -285,11 +274,11 @@ int token_tpm2_parse(const char *json, Tpm2Token *ret, char *why, size_t why_siz
         len = (size_t) json_object_get_string_len(v);
         r = base64_decode_strict(s, len, t->blob, sizeof(t->blob), &t->blob_size);
         if (r == -E2BIG)
-                return fail(why, why_size, -E2BIG, "token field 'tpm2-blob' is larger than %d bytes", TOKEN_BLOB_MAX);
+                return format_reason(why, why_size, -E2BIG, "token field 'tpm2-blob' is larger than %d bytes", TOKEN_BLOB_MAX);
         if (r < 0)
-                return fail(why, why_size, -EINVAL, "token field 'tpm2-blob' is not base64");
+                return format_reason(why, why_size, -EINVAL, "token field 'tpm2-blob' is not base64");
         if (!blob_well_formed(t->blob, t->blob_size))
-                return fail(why, why_size, -EINVAL, "token field 'tpm2-blob' is not a TPM2B_PUBLIC followed by a TPM2B_PRIVATE");
+                return format_reason(why, why_size, -EINVAL, "token field 'tpm2-blob' is not a TPM2B_PUBLIC followed by a TPM2B_PRIVATE");
 
         r = parse_pcrs(root, t, why, why_size);
         if (r < 0)
@@ -305,7 +294,7 @@ int token_tpm2_parse(const char *json, Tpm2Token *ret, char *why, size_t why_siz
         if (len % 2 != 0 || len / 2 > sizeof(t->srk_name) ||
             hex_decode_exact(json_object_get_string(v), len, t->srk_name, len / 2) < 0 ||
             !srk_name_well_formed(t->srk_name, len / 2))
-                return fail(why, why_size, -EINVAL,
+                return format_reason(why, why_size, -EINVAL,
                             "token field 'tpm2-srk-name' is not a TPM name (2-byte hash algorithm and its digest, in hex)");
         t->srk_name_size = len / 2;
 
