@@ -235,6 +235,62 @@ static int compare_copies(const Ctx *c, const uint8_t *a, const uint8_t *b) {
         return 0;
 }
 
+static void put_be64(uint8_t *p, uint64_t v) {
+        for (int i = 7; i >= 0; i--, v >>= 8)
+                p[i] = (uint8_t) v;
+}
+
+/* dst becomes src in the role of the primary or the secondary copy: magic, offset, checksum. */
+static int rebuild_copy(uint8_t *dst, const uint8_t *src, uint64_t hdr_size, bool secondary) {
+        uint8_t sum[SHA256_LEN];
+        int r;
+
+        memmove(dst, src, hdr_size);
+        memcpy(dst, secondary ? MAGIC_2ND : MAGIC_1ST, MAGIC_LEN);
+        put_be64(dst + OFF_HDR_OFFSET, secondary ? hdr_size : 0);
+        r = checksum(dst, hdr_size, sum);
+        if (r < 0)
+                return r;
+        memset(dst + OFF_CSUM, 0, CSUM_LEN);
+        memcpy(dst + OFF_CSUM, sum, SHA256_LEN);
+        return 0;
+}
+
+int luks_header_reconcile(uint8_t *buf, size_t size, char *why, size_t why_size) {
+        Ctx c = { .why = why, .why_size = why_size };
+        uint8_t *second;
+        bool ok1, ok2;
+        uint64_t seq1, seq2;
+        int r;
+
+        if (why_size > 0)
+                why[0] = '\0';
+        if (size < LUKS_HEADER_BIN_SIZE || memcmp(buf, MAGIC_1ST, MAGIC_LEN) != 0)
+                return 0;
+        c.hdr_size = be64(buf + OFF_HDR_SIZE);
+        if (!hdr_size_valid(c.hdr_size) || size < 2 * c.hdr_size)
+                return 0;
+        second = buf + c.hdr_size;
+        ok1 = check_binary(&c, buf, false) == 0;
+        ok2 = check_binary(&c, second, true) == 0;
+        seq1 = be64(buf + OFF_SEQID);
+        seq2 = be64(second + OFF_SEQID);
+        if (ok1 == ok2 && (!ok1 || seq1 == seq2))
+                return 0; /* nothing a cut-short write explains: validation decides */
+        if (ok1 && (!ok2 || seq1 > seq2)) {
+                r = rebuild_copy(second, buf, c.hdr_size, true);
+                if (r < 0)
+                        return fail(&c, r, "cannot rebuild the secondary header");
+                return fail(&c, 1, "secondary header %s (seqid %" PRIu64 "): using the primary (seqid %" PRIu64 ")",
+                            ok2 ? "is older" : "is damaged", seq2, seq1);
+        }
+        r = rebuild_copy(buf, second, c.hdr_size, false);
+        if (r < 0)
+                return fail(&c, r, "cannot rebuild the primary header");
+        return fail(&c, 1, "primary header %s (seqid %" PRIu64 "): using the secondary (seqid %" PRIu64 ")",
+                    ok1 ? "is older" : "is damaged", seq1, seq2);
+}
+
 /* ---- JSON helpers. Every failure names the object ("keyslot 1") and the field. ---- */
 
 static int get_member(const Ctx *c, json_object *obj, const char *what, const char *key, json_type type,
@@ -1002,6 +1058,11 @@ int luks_header_snapshot(const char *device, LuksSnapshotFlags flags, LuksHeader
         k = pread_full(fd, buf + sizeof(bin), 2 * hdr_size - sizeof(bin), sizeof(bin));
         if (k < 0)
                 return format_reason(why, why_size, (int) k, "cannot read %s: %s", device, strerror((int) -k));
+        r = luks_header_reconcile(buf, sizeof(bin) + (size_t) k, why, why_size);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                log_notice("%s: an interrupted header write left the two LUKS2 header copies different: %s", device, why);
         r = luks_header_validate(buf, sizeof(bin) + (size_t) k, &info, why, why_size);
         if (r < 0)
                 return r;

@@ -54,6 +54,16 @@ typedef struct LuksHeaderInfo {
  * why (if why_size > 0) holds a one-line reason and ret is untouched. */
 int luks_header_validate(const uint8_t *buf, size_t size, LuksHeaderInfo *ret, char *why, size_t why_size);
 
+/* A header write that was cut short (power loss, SIGKILL: libcryptsetup writes the primary copy,
+ * then the secondary) leaves one copy damaged, or two valid copies with different seqids.
+ * libcryptsetup then uses the valid copy, or the newer of two valid ones, and repairs the other.
+ * This picks the same copy and rebuilds the other from it in buf, so that validation and
+ * libcryptsetup both see only the chosen header and an interrupted enroll or reseal cannot lock a
+ * volume out of an unattended boot. Returns 1 if it rebuilt a copy (why says which), 0 if there
+ * was nothing to reconcile (identical seqids, or no valid copy: luks_header_validate() says why),
+ * or a negative errno. luks_header_snapshot() calls it before validating. */
+int luks_header_reconcile(uint8_t *buf, size_t size, char *why, size_t why_size);
+
 typedef struct LuksHeader {
         int fd;                     /* sealed memfd holding the checked header area, or -1 */
         char path[32];              /* "/proc/self/fd/N", for crypt_init_data_device() */

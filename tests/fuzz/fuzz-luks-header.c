@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Two ways in: an input that starts with the LUKS magic is a raw header area; anything else is
+/* Two ways in: an input that starts with the LUKS magic is a raw header area (reconciled, then
+ * validated, as luks_header_snapshot() does); anything else is
  * JSON text that gets wrapped into two valid binary headers with correct checksums, so the fuzzer
  * reaches the JSON checks instead of stopping at the checksum. */
 #include <stddef.h>
@@ -34,7 +35,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         LuksHeaderInfo info;
 
         if (size >= 6 && memcmp(data, "LUKS\xba\xbe", 6) == 0) {
-                (void) luks_header_validate(data, size, &info, why, sizeof(why));
+                /* As the snapshot does it: reconcile the copies, then validate. */
+                uint8_t *copy = malloc(size);
+
+                if (!copy)
+                        return 0;
+                memcpy(copy, data, size);
+                (void) luks_header_reconcile(copy, size, why, sizeof(why));
+                (void) luks_header_validate(copy, size, &info, why, sizeof(why));
+                free(copy);
                 return 0;
         }
 

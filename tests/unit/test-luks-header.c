@@ -584,6 +584,75 @@ static void test_raw(const uint8_t *orig, size_t size) {
         free(buf);
 }
 
+/* The states a cut-short libcryptsetup write leaves (primary first, then secondary) and a few that
+ * it cannot leave: reconcile picks what libcryptsetup picks, and validation still has the last word. */
+typedef struct ReconcileCase {
+        const char *name;
+        RawEdit edit;
+        int reconciled;       /* reconcile's return */
+        const char *expect;   /* reconcile's reason, or validate's refusal when reconciled <= 0 */
+        bool valid;           /* validate accepts the result */
+} ReconcileCase;
+
+static void edit_primary_newer(uint8_t *b, uint64_t h) {
+        b[23]++;
+        (void) luks2_fixture_checksum_copy(b, h);
+}
+static void edit_primary_newer_torn(uint8_t *b, uint64_t h) {
+        (void) h;
+        b[23]++; /* the new binary header is written, its checksum not yet */
+}
+static void edit_secondary_newer_cipher_null(uint8_t *b, uint64_t h) {
+        (void) mutate_copy(b, "segments.0.encryption", "\"cipher_null-ecb\"", 1);
+        b[h + 23]++;
+        (void) luks2_fixture_checksum_copy(b + h, h);
+}
+static void edit_both_checksums(uint8_t *b, uint64_t h) {
+        b[LUKS2_FIXTURE_CSUM] ^= 1;
+        b[h + LUKS2_FIXTURE_CSUM] ^= 1;
+}
+
+static const ReconcileCase reconcile_cases[] = {
+        { "identical copies", NULL, 0, NULL, true },
+        { "secondary torn", edit_secondary_csum, 1, "secondary header is damaged (seqid 5): using the primary (seqid 5)", true },
+        { "primary torn", edit_primary_csum, 1, "primary header is damaged (seqid 5): using the secondary (seqid 5)", true },
+        { "primary's binary header ahead of its JSON", edit_primary_newer_torn, 1, "primary header is damaged (seqid 6): using the secondary (seqid 5)", true },
+        { "primary newer, secondary not yet written", edit_primary_newer, 1, "secondary header is older (seqid 5): using the primary (seqid 6)", true },
+        { "secondary newer", edit_secondary_seqid, 1, "primary header is older (seqid 5): using the secondary (seqid 6)", true },
+        { "newer secondary is cipher_null", edit_secondary_newer_cipher_null, 1, "using the secondary", false },
+        { "equal seqids, different JSON", edit_secondary_json, 0, "header copies have different JSON metadata", false },
+        { "both copies damaged", edit_both_checksums, 0, "primary header: checksum mismatch", false },
+        { "no LUKS magic", edit_magic, 0, "no LUKS header", false },
+};
+
+static void test_reconcile(const uint8_t *orig, size_t size) {
+        uint64_t hdr_size = luks2_fixture_hdr_size(orig);
+        uint8_t *buf = malloc(size);
+
+        for (size_t i = 0; i < ELEMENTSOF(reconcile_cases); i++) {
+                const ReconcileCase *t = &reconcile_cases[i];
+                char why[LUKS_WHY_MAX] = "", vwhy[LUKS_WHY_MAX] = "";
+                int r, v;
+
+                memcpy(buf, orig, size);
+                if (t->edit)
+                        t->edit(buf, hdr_size);
+                r = luks_header_reconcile(buf, size, why, sizeof(why));
+                v = luks_header_validate(buf, size, NULL, vwhy, sizeof(vwhy));
+                CHECK(r == t->reconciled && (!t->expect || strstr(r > 0 ? why : vwhy, t->expect)),
+                      "reconcile %s: r=%d '%s' (want %d '%s')", t->name, r, r > 0 ? why : vwhy, t->reconciled,
+                      t->expect ? t->expect : "");
+                CHECK((v == 0) == t->valid, "after reconciling %s, validation %s (%s)", t->name,
+                      t->valid ? "accepts" : "refuses", vwhy);
+                if (r > 0 && t->valid)
+                        CHECK(memcmp(buf, "LUKS\xba\xbe", 6) == 0 && memcmp(buf + hdr_size, "SKUL\xba\xbe", 6) == 0 &&
+                                      memcmp(buf + LUKS2_FIXTURE_BIN, buf + hdr_size + LUKS2_FIXTURE_BIN,
+                                             hdr_size - LUKS2_FIXTURE_BIN) == 0,
+                              "%s: both copies now hold the chosen header", t->name);
+        }
+        free(buf);
+}
+
 static void test_truncated(const uint8_t *buf, size_t size) {
         static const size_t sizes[] = { 0, 7, 100, 4095, 4096, 16384, 32767 };
         char why[LUKS_WHY_MAX] = "";
@@ -844,6 +913,7 @@ int main(void) {
                 test_mutations(buf, size);
                 test_raw(buf, size);
                 test_truncated(buf, size);
+                test_reconcile(buf, size);
         }
         test_other_images();
         test_snapshot();
