@@ -5,14 +5,16 @@ set -euo pipefail
 packages=(
         # build
         build-essential autoconf automake libtool pkg-config
-        libcryptsetup-dev libtss2-dev libjson-c-dev libssl-dev
+        libcryptsetup-dev libtss2-dev libjson-c-dev libssl-dev libblkid-dev
         # tests: TPM emulator and tools, LUKS tools, bats, fuzzing, fixtures
         swtpm swtpm-tools tpm2-tools cryptsetup-bin e2fsprogs bats
         clang libclang-rt-14-dev python3 openssl xxd man-db
+        # temp disk guard tests: partition tables, NTFS volumes like Azure's, XFS
+        fdisk ntfs-3g xfsprogs
         # e2e tier (tests/e2e): qemu TCG boots of Debian's kernel, which tests/e2e/lib.sh fetches with
         # apt-get download into /var/cache/cvmcrypt-e2e (never installed on the host); the initramfs is
         # static busybox + cpio + zstd, kmod's depmod resolves module dependencies
-        qemu-system-x86 busybox-static cpio zstd xz-utils kmod
+        qemu-system-x86 busybox-static cpio zstd xz-utils kmod dmsetup
 )
 
 if [ "$(id -u)" -ne 0 ]; then

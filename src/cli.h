@@ -25,6 +25,9 @@ typedef struct CliArgs {
         const char *recovery_key_file;
         bool pin;
         const char *pin_file;
+        /* reseal, recover, remove */
+        int token;
+        bool token_given;
         /* unlock */
         bool test;
         bool ask;
@@ -40,6 +43,15 @@ typedef struct CliArgs {
         const char *quote_sig;
         const char *pcr_values; /* "INDEX HEX" lines */
         const char *nonce;      /* hex */
+        const char *source;     /* hcl-nv, tsm[:DIR], sev-guest[:DEVICE] instead of a file */
+        const char *certs;      /* verify: certificate directory; fetch: where to write the table's */
+        const char *timeout;    /* seconds to wait for a fresh report */
+        /* measure, predict, cap */
+        const char *config;     /* the configuration file in use (--config or the default) */
+        bool verify;            /* measure: replay the log instead of extending */
+        const char *log;        /* event log (default: config) */
+        const char *binary;     /* predict: the binary (default: this one) */
+        bool no_attest;         /* predict: the value before attestation */
 } CliArgs;
 
 typedef int (*VerbRun)(const Config *cfg, const CliArgs *args, int argc, char **argv);
@@ -50,8 +62,21 @@ typedef int (*VerbVerify)(const CliArgs *args, int argc, char **argv);
 int verify_enroll(const CliArgs *args, int argc, char **argv);
 int verify_unlock(const CliArgs *args, int argc, char **argv);
 int verify_attest(const CliArgs *args, int argc, char **argv);
+int verify_measure(const CliArgs *args, int argc, char **argv);
+int verify_predict(const CliArgs *args, int argc, char **argv);
+int verify_cap(const CliArgs *args, int argc, char **argv);
+int verify_reseal(const CliArgs *args, int argc, char **argv);
+int verify_remove(const CliArgs *args, int argc, char **argv);
 
 int verb_enroll(const Config *cfg, const CliArgs *args, int argc, char **argv);
 int verb_unlock(const Config *cfg, const CliArgs *args, int argc, char **argv);
 int verb_boot(const Config *cfg, const CliArgs *args, int argc, char **argv);
 int verb_attest(const Config *cfg, const CliArgs *args, int argc, char **argv);
+int verb_tempdisk(const Config *cfg, const CliArgs *args, int argc, char **argv);
+int verb_measure(const Config *cfg, const CliArgs *args, int argc, char **argv);
+int verb_predict(const Config *cfg, const CliArgs *args, int argc, char **argv);
+int verb_cap(const Config *cfg, const CliArgs *args, int argc, char **argv);
+int verb_status(const Config *cfg, const CliArgs *args, int argc, char **argv);
+int verb_reseal(const Config *cfg, const CliArgs *args, int argc, char **argv);
+int verb_recover(const Config *cfg, const CliArgs *args, int argc, char **argv);
+int verb_remove(const Config *cfg, const CliArgs *args, int argc, char **argv);

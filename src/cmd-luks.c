@@ -99,10 +99,11 @@ static int write_recovery_key(const char *path, const char *key) {
         return 0;
 }
 
-static void print_pcrs(uint32_t mask) {
+/* "0,4,7": PCRs, keyslots or tokens. */
+static void print_list(uint32_t mask) {
         const char *sep = "";
 
-        for (unsigned i = 0; i < CLI_PCR_MAX; i++)
+        for (unsigned i = 0; i < 32; i++)
                 if (mask & (1u << i)) {
                         printf("%s%u", sep, i);
                         sep = ",";
@@ -139,7 +140,7 @@ static int print_enroll_json(const EnrollParams *p, const EnrollResult *res, boo
 static void print_enroll_text(const EnrollParams *p, const EnrollResult *res, bool show_key) {
         printf("Enrolled TPM2 keyslot %d (token %d), bound to %s PCRs ", res->tpm_keyslot, res->tpm_token,
                tpm_bank_name(p->pcrs.bank));
-        print_pcrs(p->pcrs.mask);
+        print_list(p->pcrs.mask);
         printf("%s.\n", p->pin ? " and a PIN" : "");
         if (res->recovery_keyslot < 0)
                 return;
@@ -258,5 +259,389 @@ int verb_unlock(const Config *cfg, const CliArgs *args, int argc, char **argv) {
                 printf("%s: key verified (not activated)\n", device);
         else
                 printf("%s: activated as %s\n", device, *name ? name : "luks-UUID");
+        return 0;
+}
+
+/* ---- status ---- */
+
+static const char *verdict_word(LuksVerdict v) {
+        return v == LUKS_VERDICT_YES ? "yes" : v == LUKS_VERDICT_NO ? "no" : "unknown";
+}
+
+static int slots_json(uint32_t mask, json_object **ret) {
+        json_object *a = json_object_new_array();
+
+        if (!a)
+                return -ENOMEM;
+        for (int i = 0; i < LUKS_SLOTS_MAX; i++)
+                if ((mask & (1u << i)) && json_object_array_add(a, json_object_new_int(i)) < 0) {
+                        json_object_put(a);
+                        return -ENOMEM;
+                }
+        *ret = a;
+        return 0;
+}
+
+static int tpm2_status_json(json_object *o, const LuksTokenStatus *ts) {
+        const Tpm2Token *t = &ts->tpm2_token;
+        size_t size = tpm_bank_digest_size(t->pcrs.bank);
+        json_object *pcrs = json_object_new_array();
+        int r;
+
+        if (!pcrs)
+                return -ENOMEM;
+        r = json_add(o, "pcrs", pcrs);
+        for (unsigned i = 0; r >= 0 && i < TPM_PCR_MAX; i++) {
+                json_object *p;
+
+                if (!(t->pcrs.mask & (1u << i)))
+                        continue;
+                p = json_object_new_object();
+                if (!p || json_object_array_add(pcrs, p) < 0) {
+                        json_object_put(p);
+                        return -ENOMEM;
+                }
+                r = json_add(p, "pcr", json_object_new_int((int) i));
+                if (r >= 0)
+                        r = json_add_hex(p, "sealed", t->pcrs.value[i], size);
+                if (r >= 0 && ts->pcrs_read)
+                        r = json_add_hex(p, "current", ts->now.value[i], size);
+        }
+        if (r >= 0)
+                r = json_add(o, "pcr-bank", json_object_new_string(tpm_bank_name(t->pcrs.bank)));
+        if (r >= 0)
+                r = json_add(o, "pin", json_object_new_boolean(t->pin));
+        if (r >= 0)
+                r = json_add_hex(o, "srk-name", t->srk_name, t->srk_name_size);
+        if (r >= 0 && ts->srk_read)
+                r = json_add(o, "srk-matches", json_object_new_boolean(ts->srk_matches));
+        return r;
+}
+
+static int token_status_json(json_object *tokens, const LuksTokenStatus *ts) {
+        json_object *o = json_object_new_object(), *slots = NULL;
+        int r;
+
+        if (!o || json_object_array_add(tokens, o) < 0) {
+                json_object_put(o);
+                return -ENOMEM;
+        }
+        r = json_add(o, "token", json_object_new_int(ts->id));
+        if (r >= 0)
+                r = json_add(o, "type", json_object_new_string(ts->type));
+        if (r >= 0)
+                r = slots_json(ts->keyslots, &slots);
+        if (r >= 0)
+                r = json_add(o, "keyslots", slots);
+        if (r >= 0 && ts->tpm2 && ts->parsed)
+                r = tpm2_status_json(o, ts);
+        if (r >= 0 && (ts->tpm2 || ts->recovery) && !ts->parsed)
+                r = json_add(o, "damaged", json_object_new_string(ts->why));
+        if (r >= 0 && ts->tpm2) {
+                r = json_add(o, "would-unlock", json_object_new_string(verdict_word(ts->verdict)));
+                if (r >= 0)
+                        r = json_add(o, "reason", json_object_new_string(ts->parsed ? ts->why : "the token is damaged"));
+        }
+        return r;
+}
+
+static int print_status_json(const char *device, const LuksStatus *s) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *keyslots = json_object_new_array(), *tokens = json_object_new_array();
+        int r;
+
+        if (!o || !keyslots || !tokens) {
+                json_object_put(keyslots);
+                json_object_put(tokens);
+                return -ENOMEM;
+        }
+        r = json_add(o, "keyslots", keyslots);
+        if (r >= 0)
+                r = json_add(o, "tokens", tokens);
+        for (int slot = 0; r >= 0 && slot < LUKS_SLOTS_MAX; slot++) {
+                json_object *k, *users = json_object_new_array();
+
+                if (!(s->keyslots & (1u << slot))) {
+                        json_object_put(users);
+                        continue;
+                }
+                k = json_object_new_object();
+                if (!k || !users || json_object_array_add(keyslots, k) < 0) {
+                        json_object_put(k);
+                        json_object_put(users);
+                        return -ENOMEM;
+                }
+                for (size_t i = 0; i < s->n_tokens; i++)
+                        if (s->tokens[i].keyslots & (1u << slot))
+                                (void) json_object_array_add(users, json_object_new_int(s->tokens[i].id));
+                r = json_add(k, "keyslot", json_object_new_int(slot));
+                if (r >= 0)
+                        r = json_add(k, "tokens", users);
+                else
+                        json_object_put(users);
+        }
+        for (size_t i = 0; r >= 0 && i < s->n_tokens; i++)
+                r = token_status_json(tokens, &s->tokens[i]);
+        if (r >= 0)
+                r = json_add(o, "device", json_object_new_string(device));
+        if (r >= 0)
+                r = json_add(o, "uuid", json_object_new_string(s->uuid));
+        if (r >= 0)
+                r = json_add(o, "label", json_object_new_string(s->label));
+        if (r >= 0)
+                r = json_add(o, "cipher", json_object_new_string(s->cipher));
+        if (r >= 0)
+                r = json_add(o, "key-size", json_object_new_int((int) s->volume_key_size));
+        if (r >= 0)
+                r = json_add(o, "sector-size", json_object_new_int((int) s->sector_size));
+        if (r < 0)
+                return r;
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+        return 0;
+}
+
+static void print_tpm2_status(const LuksTokenStatus *ts) {
+        const Tpm2Token *t = &ts->tpm2_token;
+        size_t size = tpm_bank_digest_size(t->pcrs.bank);
+        char sealed[2 * TPM_DIGEST_MAX + 1], now[2 * TPM_DIGEST_MAX + 1], srk[2 * TPM_NAME_MAX + 1];
+
+        printf("  bound to %s PCRs ", tpm_bank_name(t->pcrs.bank));
+        print_list(t->pcrs.mask);
+        printf("%s\n", t->pin ? " and a PIN" : ", no PIN");
+        for (unsigned i = 0; i < TPM_PCR_MAX; i++) {
+                if (!(t->pcrs.mask & (1u << i)))
+                        continue;
+                hex_encode(t->pcrs.value[i], size, sealed);
+                if (!ts->pcrs_read) {
+                        printf("  PCR %u: sealed %s\n", i, sealed);
+                        continue;
+                }
+                hex_encode(ts->now.value[i], size, now);
+                printf("  PCR %u: sealed %s, now %s (%s)\n", i, sealed, now,
+                       ts->differs & (1u << i) ? "differs" : "same");
+        }
+        hex_encode(t->srk_name, t->srk_name_size, srk);
+        printf("  SRK %s%s\n", srk, !ts->srk_read ? "" : ts->srk_matches ? " (the TPM's)" : " (not the TPM's)");
+}
+
+static void print_status_text(const char *device, const LuksStatus *s) {
+        char type[sizeof(s->tokens[0].type) * 4];
+
+        printf("%s: LUKS2 %s, %s, %u-bit key, %u-byte sectors%s%s\n", device, s->uuid, s->cipher,
+               s->volume_key_size * 8, s->sector_size, *s->label ? ", label " : "", s->label);
+        for (int slot = 0; slot < LUKS_SLOTS_MAX; slot++) {
+                const char *sep = "";
+
+                if (!(s->keyslots & (1u << slot)))
+                        continue;
+                printf("keyslot %d:", slot);
+                for (size_t i = 0; i < s->n_tokens; i++)
+                        if (s->tokens[i].keyslots & (1u << slot)) {
+                                printf("%s token %d (%s)", sep, s->tokens[i].id,
+                                       log_escape(type, sizeof(type), s->tokens[i].type));
+                                sep = ",";
+                        }
+                printf("%s\n", *sep ? "" : " no token (a passphrase or key file)");
+        }
+        for (size_t i = 0; i < s->n_tokens; i++) {
+                const LuksTokenStatus *ts = &s->tokens[i];
+
+                printf("token %d: %s, keyslot%s ", ts->id, log_escape(type, sizeof(type), ts->type),
+                       (ts->keyslots & (ts->keyslots - 1)) ? "s" : "");
+                print_list(ts->keyslots);
+                printf("%s\n", ts->keyslots ? "" : "none");
+                if ((ts->tpm2 || ts->recovery) && !ts->parsed)
+                        printf("  damaged: %s\n", ts->why);
+                if (ts->tpm2 && ts->parsed)
+                        print_tpm2_status(ts);
+                if (ts->tpm2)
+                        printf("  would unlock now: %s%s%s\n", verdict_word(ts->verdict), *ts->why && ts->parsed ? ", " : "",
+                               ts->parsed ? ts->why : "");
+        }
+}
+
+int verb_status(const Config *cfg, const CliArgs *args, int argc _unused_, char **argv) {
+        _cleanup_(tpm_closep) TpmContext *tpm = NULL;
+        _cleanup_free_ LuksStatus *s = calloc(1, sizeof(LuksStatus));
+        char why[LUKS_WHY_LEN] = "";
+        int r;
+
+        if (!s)
+                return log_error_errno(-ENOMEM, "status: out of memory");
+        /* Without a TPM the header is still worth showing; the verdicts say "unknown". */
+        r = tpm_open(cfg->tpm, &tpm);
+        if (r < 0)
+                log_warning("status: cannot open the TPM %s (%s): verdicts are unknown", cfg->tpm, strerror(-r));
+        r = luks_status(argv[0], tpm, s, why, sizeof(why));
+        if (r < 0)
+                return log_error_errno(r, "status: %s", why);
+        if (args->json)
+                return print_status_json(argv[0], s);
+        print_status_text(argv[0], s);
+        return 0;
+}
+
+/* ---- reseal, recover, remove ---- */
+
+static int build_reseal_params(const CliArgs *args, ResealParams *p) {
+        int r;
+
+        *p = (ResealParams){ .token = args->token_given ? args->token : -1 };
+        r = build_enroll_params(args, &p->binding);
+        if (r < 0)
+                return r;
+        p->binding.recovery_key = false;
+        p->binding_given = args->pcr_mask_given || args->pcr_bank || p->binding.predicted_mask;
+        return 0;
+}
+
+int verify_reseal(const CliArgs *args, int argc _unused_, char **argv _unused_) {
+        ResealParams p;
+
+        if (args->unlock_key_file && args->recovery_key_file)
+                return log_error_errno(-EINVAL, "reseal: give --unlock-key-file or --recovery-key-file, not both");
+        return build_reseal_params(args, &p);
+}
+
+int verify_remove(const CliArgs *args, int argc _unused_, char **argv _unused_) {
+        if (!args->token_given)
+                return log_error_errno(-EINVAL, "remove: which token? (--token N; `cvmcrypt status DEV` lists them)");
+        return 0;
+}
+
+static void print_reseal_text(const char *device, const ResealResult *res) {
+        printf("%s: TPM2 keyslot %d (token %d), bound to %s PCRs ", device, res->tpm_keyslot, res->tpm_token,
+               tpm_bank_name(res->pcrs.bank));
+        print_list(res->pcrs.mask);
+        printf("%s, %s.\n", res->pin ? " and a PIN" : "",
+               res->proven ? "unseals the volume key" : "bound to predicted values, not tried");
+        if (res->removed) {
+                printf("Removed the old token ");
+                print_list(res->removed);
+                printf(" and its keyslot.\n");
+        }
+        if (res->kept) {
+                printf("Kept the old token ");
+                print_list(res->kept);
+                printf(": once the predicted values are real, remove it with `cvmcrypt remove %s --token ", device);
+                print_list(res->kept);
+                printf("`.\n");
+        }
+}
+
+static int print_reseal_json(const ResealResult *res) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *pcrs = NULL, *removed = NULL, *kept = NULL;
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        r = json_add(o, "keyslot", json_object_new_int(res->tpm_keyslot));
+        if (r >= 0)
+                r = json_add(o, "token", json_object_new_int(res->tpm_token));
+        if (r >= 0)
+                r = json_add(o, "pcr-bank", json_object_new_string(tpm_bank_name(res->pcrs.bank)));
+        if (r >= 0 && (r = slots_json(res->pcrs.mask, &pcrs)) >= 0)
+                r = json_add(o, "pcrs", pcrs);
+        if (r >= 0)
+                r = json_add(o, "pin", json_object_new_boolean(res->pin));
+        if (r >= 0)
+                r = json_add(o, "proven", json_object_new_boolean(res->proven));
+        if (r >= 0 && (r = slots_json(res->removed, &removed)) >= 0)
+                r = json_add(o, "removed-tokens", removed);
+        if (r >= 0 && (r = slots_json(res->kept, &kept)) >= 0)
+                r = json_add(o, "kept-tokens", kept);
+        if (r < 0)
+                return r;
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        return 0;
+}
+
+/* A refusal of the TPM path that a passphrase or the recovery key can get around. */
+static bool tpm_path_refused(int r) {
+        return r == -EPERM || r == -EREMCHG || r == -EUCLEAN || r == -ENOENT || r == -ENOKEY || r == -EKEYREJECTED;
+}
+
+static int reseal_run(const char *verb, const Config *cfg, const CliArgs *args, const char *device, bool recover) {
+        _cleanup_(tpm_closep) TpmContext *tpm = NULL;
+        _cleanup_secmem_ char *pin = NULL, *secret = NULL;
+        ResealResult res = {};
+        char why[LUKS_WHY_LEN] = "";
+        const char *file = recover ? args->recovery_key_file : args->unlock_key_file ? args->unlock_key_file : args->recovery_key_file;
+        size_t pin_size = 0, secret_size = 0;
+        ResealParams p;
+        int r;
+
+        r = build_reseal_params(args, &p);
+        if (r < 0)
+                return r;
+        if (access(device, R_OK | W_OK) < 0)
+                return log_error_errno(negative_errno(), "%s: cannot open %s: %m", verb, device);
+        if (args->pin || args->pin_file) {
+                r = read_pin(args, !args->pin_file, &pin, &pin_size);
+                if (r < 0)
+                        return r;
+                p.binding.pin = pin;
+                p.binding.pin_size = pin_size;
+        }
+        if (file || recover) {
+                r = file ? ask_read_key_file(file, &secret, &secret_size) : ask_secret("Recovery key:", &secret, &secret_size);
+                if (r < 0)
+                        return log_error_errno(r, "%s: cannot read the %s: %m", verb, recover ? "recovery key" : "passphrase");
+                p.secret = secret;
+                p.secret_size = secret_size;
+                p.recovery_only = recover;
+        }
+        r = tpm_open(cfg->tpm, &tpm);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot open the TPM %s: %m", verb, cfg->tpm);
+        r = luks_reseal(device, tpm, &p, &res, why, sizeof(why));
+        if (r < 0 && !p.secret && tpm_path_refused(r)) {
+                /* The usual case after an update: the old slot no longer unseals. */
+                log_notice("%s: the TPM slot cannot be used (%s); asking for the passphrase or recovery key", verb, why);
+                r = ask_secret("Passphrase or recovery key:", &secret, &secret_size);
+                if (r < 0)
+                        return log_error_errno(r, "%s: cannot ask for the passphrase (give --unlock-key-file or --recovery-key-file): %m",
+                                               verb);
+                p.secret = secret;
+                p.secret_size = secret_size;
+                r = luks_reseal(device, tpm, &p, &res, why, sizeof(why));
+        }
+        if (r < 0)
+                return log_error_errno(r, "%s: %s", verb, why);
+        if (args->json)
+                return print_reseal_json(&res);
+        print_reseal_text(device, &res);
+        return 0;
+}
+
+int verb_reseal(const Config *cfg, const CliArgs *args, int argc _unused_, char **argv) {
+        return reseal_run("reseal", cfg, args, argv[0], false);
+}
+
+int verb_recover(const Config *cfg, const CliArgs *args, int argc _unused_, char **argv) {
+        return reseal_run("recover", cfg, args, argv[0], true);
+}
+
+int verb_remove(const Config *cfg _unused_, const CliArgs *args, int argc _unused_, char **argv) {
+        char why[LUKS_WHY_LEN] = "";
+        uint32_t slots = 0;
+        int r;
+
+        r = luks_remove_token(argv[0], args->token, &slots, why, sizeof(why));
+        if (r < 0)
+                return log_error_errno(r, "remove: %s", why);
+        if (args->json) {
+                printf("{\"token\":%d,\"keyslots\":[", args->token);
+                print_list(slots);
+                printf("]}\n");
+        } else {
+                printf("%s: removed token %d", argv[0], args->token);
+                if (slots) {
+                        printf(" and keyslot%s ", (slots & (slots - 1)) ? "s" : "");
+                        print_list(slots);
+                }
+                printf(".\n");
+        }
         return 0;
 }

@@ -164,6 +164,72 @@ static int parse_tempdisk(Config *c, const char *value, char *w, size_t n) {
         return set_string(&c->tempdisk_device, value);
 }
 
+/* One of a fixed list of words; *ret is its index. */
+static int parse_choice(const char *value, const char *const *words, size_t n, unsigned *ret) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(value, words[i]) == 0) {
+                        *ret = (unsigned) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static int parse_tempdisk_mode(Config *c, const char *value, char *w, size_t n) {
+        static const char *const words[] = { [TEMPDISK_DISKS_FIRST] = "first", [TEMPDISK_DISKS_EACH] = "each" };
+        unsigned v;
+
+        if (parse_choice(value, words, ELEMENTSOF(words), &v) < 0)
+                return why(w, n, "'%s' is neither first nor each", value);
+        c->tempdisk_disks = (TempdiskDisks) v;
+        return 0;
+}
+
+static int parse_tempdisk_fs(Config *c, const char *value, char *w, size_t n) {
+        static const char *const words[] = { [TEMPDISK_FS_EXT4] = "ext4", [TEMPDISK_FS_XFS] = "xfs" };
+        unsigned v;
+
+        if (parse_choice(value, words, ELEMENTSOF(words), &v) < 0)
+                return why(w, n, "'%s' is neither ext4 nor xfs", value);
+        c->tempdisk_fs = (TempdiskFs) v;
+        return 0;
+}
+
+static int parse_tempdisk_crypt(Config *c, const char *value, char *w, size_t n) {
+        static const char *const words[] = { [TEMPDISK_CRYPT_LUKS2] = "luks2", [TEMPDISK_CRYPT_PLAIN] = "plain" };
+        unsigned v;
+
+        if (parse_choice(value, words, ELEMENTSOF(words), &v) < 0)
+                return why(w, n, "'%s' is neither luks2 nor plain", value);
+        c->tempdisk_crypt = (TempdiskCrypt) v;
+        return 0;
+}
+
+/* "0", or a whole number of K, M, G or T (binary units) from 1M to 1T in 4K steps. */
+static int parse_tempdisk_swap(Config *c, const char *value, char *w, size_t n) {
+        static const char units[] = "KMGT";
+        size_t len = strlen(value);
+        const char *u;
+        unsigned number;
+        char digits[8];
+
+        if (strcmp(value, "0") == 0) {
+                c->tempdisk_swap = 0;
+                return 0;
+        }
+        u = len >= 2 ? strchr(units, value[len - 1]) : NULL;
+        if (u && len - 1 < sizeof(digits)) {
+                memcpy(digits, value, len - 1);
+                digits[len - 1] = '\0';
+        }
+        if (!u || len - 1 >= sizeof(digits) || parse_uint(digits, 1, 999999, &number) < 0)
+                return why(w, n, "'%s' is not 0 or a size such as 512M or 4G", value);
+        c->tempdisk_swap = (uint64_t) number << (10 * (u - units + 1));
+        if (c->tempdisk_swap < (UINT64_C(1) << 20) || c->tempdisk_swap > (UINT64_C(1) << 40) ||
+            c->tempdisk_swap % 4096 != 0)
+                return why(w, n, "'%s' is not between 1M and 1T in steps of 4K", value);
+        return 0;
+}
+
 static bool is_uuid(const char *s) {
         static const char pattern[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
 
@@ -223,7 +289,11 @@ static const KeyDef key_table[] = {
         { "gate-pcr", parse_gate_pcr, false },
         { "policy", parse_policy, false },
         { "tempdisk", parse_tempdisk, false },
+        { "tempdisk-crypt", parse_tempdisk_crypt, false },
+        { "tempdisk-fs", parse_tempdisk_fs, false },
+        { "tempdisk-mode", parse_tempdisk_mode, false },
         { "tempdisk-mount", parse_tempdisk_mount, false },
+        { "tempdisk-swap", parse_tempdisk_swap, false },
         { "tpm", parse_tpm, false },
         { "tpm-timeout", parse_tpm_timeout, false },
         { "volume", parse_volume, true },

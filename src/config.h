@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONFIG_LINE_MAX 1024
 #define CONFIG_FILE_MAX (64 * 1024)
@@ -14,6 +15,22 @@ typedef enum TempdiskMode {
         TEMPDISK_OFF,    /* cvmcrypt.tempdisk=0 */
         TEMPDISK_DEVICE, /* an explicit /dev/disk/by-* path */
 } TempdiskMode;
+
+/* tempdisk-mode: several local disks found by identity (NVMe Direct Disks) */
+typedef enum TempdiskDisks {
+        TEMPDISK_DISKS_FIRST, /* only the first */
+        TEMPDISK_DISKS_EACH,  /* each as its own volume */
+} TempdiskDisks;
+
+typedef enum TempdiskFs {
+        TEMPDISK_FS_EXT4,
+        TEMPDISK_FS_XFS,
+} TempdiskFs;
+
+typedef enum TempdiskCrypt {
+        TEMPDISK_CRYPT_LUKS2, /* LUKS2 header without keyslots, activated by volume key */
+        TEMPDISK_CRYPT_PLAIN, /* plain dm-crypt: nothing on the disk */
+} TempdiskCrypt;
 
 typedef struct ConfigVolume {
         char *device; /* absolute /dev path, or UUID=... */
@@ -30,6 +47,10 @@ typedef struct Config {
         TempdiskMode tempdisk;
         char *tempdisk_device;
         char *tempdisk_mount;
+        TempdiskDisks tempdisk_disks;
+        TempdiskFs tempdisk_fs;
+        TempdiskCrypt tempdisk_crypt;
+        uint64_t tempdisk_swap; /* bytes of swap file on the temp disk; 0: none */
         ConfigVolume volumes[CONFIG_VOLUMES_MAX];
         size_t n_volumes;
 } Config;

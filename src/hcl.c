@@ -492,3 +492,29 @@ int hcl_parse_pcr_values(const char *text, size_t size, TpmPcrValues *ret) {
         *ret = v;
         return 0;
 }
+
+int hcl_check_ak(const HclReport *h, const TpmRsaPublic *key, AttestProblems *problems) {
+        _cleanup_(BN_freep) BIGNUM *hn = NULL, *he = NULL, *kn = NULL, *ke = NULL;
+
+        if (!h || !h->ak_pub || !key || !problems)
+                return -EINVAL;
+        if (EVP_PKEY_get_bn_param(h->ak_pub, OSSL_PKEY_PARAM_RSA_N, &hn) != 1 ||
+            EVP_PKEY_get_bn_param(h->ak_pub, OSSL_PKEY_PARAM_RSA_E, &he) != 1)
+                return -ENOMEM;
+        kn = BN_bin2bn(key->modulus, (int) key->modulus_size, NULL);
+        ke = BN_new();
+        if (!kn || !ke || BN_set_word(ke, key->exponent ? key->exponent : 65537) != 1)
+                return -ENOMEM;
+        if (BN_cmp(hn, kn) != 0 || BN_cmp(he, ke) != 0) {
+                attest_problem_add(problems, "hcl-ak", "the vTPM key at 0x%08x is not HCLAkPub of the HCL report (%zu-bit key, "
+                                   "HCLAkPub %d bits)", HCL_AK_HANDLE, key->modulus_size * 8, EVP_PKEY_get_bits(h->ak_pub));
+                return -EBADE;
+        }
+        /* A key that is not restricted signs any digest, including one of a forged TPMS_ATTEST. */
+        if (!key->restricted_signing) {
+                attest_problem_add(problems, "hcl-ak", "the vTPM key at 0x%08x is not a restricted fixedTPM signing key "
+                                   "(attributes 0x%08x)", HCL_AK_HANDLE, key->attributes);
+                return -EBADE;
+        }
+        return 0;
+}

@@ -85,3 +85,11 @@ int hcl_quote_verify(const uint8_t *attest, size_t attest_size, const uint8_t *s
 
 /* "INDEX HEX" lines (SHA-256 values, PCR 0..23, each at most once, '#' comments) into pcrs. */
 int hcl_parse_pcr_values(const char *text, size_t size, TpmPcrValues *ret);
+
+/* The live binding on the VM itself: the vTPM key at HCL_AK_HANDLE must be HCLAkPub (same modulus
+ * and exponent) and a restricted, fixedTPM signing key, so that its quotes are the TPM's own
+ * statements. Returns 0 or -EBADE (problem "hcl-ak"). */
+int hcl_check_ak(const HclReport *h, const TpmRsaPublic *key, AttestProblems *problems);
+
+/* What the live check quotes: the boot PCRs 0-7 of the SHA-256 bank. */
+#define HCL_QUOTE_PCR_MASK 0xFFu

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "luks-header.h"
+#include "token.h"
 #include "tpm.h"
 
 /* LUKS2 side of enroll and unlock. Every function reads the header once into private memory,
@@ -17,6 +19,8 @@
  *   -EUCLEAN      header or token rejected (allow-list, tampered token)
  *   -ENOENT       no token of ours, or its keyslot is gone
  *   -ENOMEDIUM    a PCR to bind was never extended (all zeros or all ones)
+ *   -ENOTUNIQ     several cvmcrypt-tpm2 tokens and none chosen
+ *   -ENOTEMPTY    removing a token would leave no way in that survives a PCR change
  */
 
 #define LUKS_WHY_LEN 512
@@ -46,3 +50,63 @@ int luks_unlock_tpm(const char *device, const char *name, TpmContext *tpm, const
                     char *why, size_t why_size);
 int luks_unlock_recovery(const char *device, const char *name, const char *typed_key, size_t typed_size, char *why,
                          size_t why_size);
+
+/* status: what the header holds and whether each TPM token would unlock now, judged without
+ * unsealing anything (the token's consistency, the SRK's name and the PCRs' current values). */
+typedef enum LuksVerdict {
+        LUKS_VERDICT_YES,
+        LUKS_VERDICT_NO,
+        LUKS_VERDICT_UNKNOWN, /* the TPM could not be asked */
+} LuksVerdict;
+
+typedef struct LuksTokenStatus {
+        int id;
+        char type[64];
+        uint32_t keyslots;         /* keyslots the token is assigned to */
+        bool tpm2, recovery;       /* one of ours */
+        bool parsed;               /* tpm2 or recovery, and it parses */
+        Tpm2Token tpm2_token;      /* when tpm2 && parsed */
+        bool srk_read, srk_matches;
+        bool pcrs_read;
+        TpmPcrValues now;          /* current values of the token's PCRs, when pcrs_read */
+        uint32_t differs;          /* PCRs whose current value differs from the sealed one */
+        LuksVerdict verdict;       /* tpm2 tokens only */
+        char why[LUKS_WHY_LEN];    /* parse error, or why it would not unlock */
+} LuksTokenStatus;
+
+typedef struct LuksStatus {
+        char uuid[37], label[48], cipher[32];
+        uint32_t sector_size, volume_key_size;
+        uint32_t keyslots;
+        size_t n_tokens;
+        LuksTokenStatus tokens[LUKS_SLOTS_MAX];
+} LuksStatus;
+
+/* tpm NULL: verdicts are LUKS_VERDICT_UNKNOWN. */
+int luks_status(const char *device, TpmContext *tpm, LuksStatus *ret, char *why, size_t why_size);
+
+/* reseal and recover: a new TPM slot first, proven to unseal, and only then the old one goes. */
+typedef struct ResealParams {
+        int token;               /* the cvmcrypt-tpm2 token to replace; -1: the only one (or none) */
+        bool binding_given;      /* false: bank and PCRs of the old token (sha256 PCR 7 without one) */
+        EnrollParams binding;    /* pcrs, predicted_mask, pin (the PIN also unseals the old token) */
+        const char *secret;      /* passphrase or recovery key; NULL: unseal the old token */
+        size_t secret_size;
+        bool recovery_only;      /* recover: secret must open a cvmcrypt-recovery keyslot */
+} ResealParams;
+
+typedef struct ResealResult {
+        int tpm_keyslot, tpm_token;
+        TpmPcrValues pcrs;       /* the new binding (bank, mask, values) */
+        bool pin;
+        bool proven;             /* the new token unsealed the volume key */
+        uint32_t removed;        /* old tokens removed */
+        uint32_t kept;           /* old tokens kept: bound to predicted values, nothing is proven */
+} ResealResult;
+
+int luks_reseal(const char *device, TpmContext *tpm, const ResealParams *p, ResealResult *ret, char *why,
+                size_t why_size);
+
+/* Removes a token and the keyslots no other token uses; refuses (-ENOTEMPTY) when no keyslot would
+ * be left outside TPM-bound tokens, since a PCR change would then lock the volume. */
+int luks_remove_token(const char *device, int token, uint32_t *ret_keyslots, char *why, size_t why_size);

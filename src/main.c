@@ -49,15 +49,15 @@ static const Verb verbs[] = {
         { "enroll", V_ENROLL, "DEV", 1, 1, "add a TPM2-sealed keyslot and token to a LUKS2 volume", verb_enroll, verify_enroll },
         { "unlock", V_UNLOCK, "DEV [NAME]", 1, 2, "attest if required, unseal and activate (or --test)", verb_unlock, verify_unlock },
         { "boot", V_BOOT, "", 0, 0, "the initramfs sequence: measure, attest, unlock, temp disk, cap", verb_boot, NULL },
-        { "tempdisk", V_TEMPDISK, "", 0, 0, "format and mount the ephemeral temp disk with a fresh key", NULL, NULL },
-        { "attest", V_ATTEST, "verify|show|fetch [FILE]", 1, 2, "verify or show an SEV-SNP / Azure HCL report", verb_attest, verify_attest },
-        { "measure", V_MEASURE, "", 0, 0, "extend the gate PCR and the event log; --verify replays the log", NULL, NULL },
-        { "predict", V_PREDICT, "", 0, 0, "expected gate PCR value for a binary, config and policy", NULL, NULL },
-        { "cap", V_CAP, "", 0, 0, "extend the gate PCR so nothing can unseal until the next boot", NULL, NULL },
-        { "status", V_STATUS, "DEV", 1, 1, "keyslots, tokens, PCR bindings and whether it would unlock now", NULL, NULL },
-        { "reseal", V_RESEAL, "DEV", 1, 1, "enroll for the current PCRs, verify, then drop the old slot", NULL, NULL },
-        { "recover", V_RECOVER, "DEV", 1, 1, "unlock with the recovery key and re-enroll the TPM slot", NULL, NULL },
-        { "remove", V_REMOVE, "DEV", 1, 1, "remove a token and its keyslot, never the last way in", NULL, NULL },
+        { "tempdisk", V_TEMPDISK, "", 0, 0, "format and mount the ephemeral temp disk with a fresh key", verb_tempdisk, NULL },
+        { "attest", V_ATTEST, "verify|show|fetch [FILE]", 1, 2, "verify, show or fetch an SEV-SNP / Azure HCL report", verb_attest, verify_attest },
+        { "measure", V_MEASURE, "", 0, 0, "extend the gate PCR and the event log; --verify replays the log", verb_measure, verify_measure },
+        { "predict", V_PREDICT, "", 0, 0, "expected gate PCR value for a binary, config and policy", verb_predict, verify_predict },
+        { "cap", V_CAP, "", 0, 0, "extend the gate PCR so nothing can unseal until the next boot", verb_cap, verify_cap },
+        { "status", V_STATUS, "DEV", 1, 1, "keyslots, tokens, PCR bindings and whether it would unlock now", verb_status, NULL },
+        { "reseal", V_RESEAL, "DEV", 1, 1, "enroll for the current PCRs, verify, then drop the old slot", verb_reseal, verify_reseal },
+        { "recover", V_RECOVER, "DEV", 1, 1, "unlock with the recovery key and re-enroll the TPM slot", verb_recover, verify_reseal },
+        { "remove", V_REMOVE, "DEV", 1, 1, "remove a token and its keyslot, never the last way in", verb_remove, verify_remove },
         { "provision", V_PROVISION, "DEV", 1, 1, "first boot: re-key a build-time volume and seal it to this VM", NULL, NULL },
         { "image-prepare", V_IMAGE_PREPARE, "IMAGE", 1, 1, "encrypt a disk image for provisioning on first boot", NULL, NULL },
 };
@@ -91,6 +91,14 @@ enum {
         OPT_QUOTE_SIG,
         OPT_PCR_VALUES,
         OPT_NONCE,
+        OPT_TOKEN,
+        OPT_SOURCE,
+        OPT_CERTS,
+        OPT_TIMEOUT,
+        OPT_VERIFY,
+        OPT_LOG,
+        OPT_BINARY,
+        OPT_NO_ATTEST,
 };
 
 typedef struct OptionDef {
@@ -110,27 +118,35 @@ static const OptionDef option_defs[] = {
         { { "kernel-cmdline", required_argument, NULL, OPT_KERNEL_CMDLINE }, V_ALL, "FILE", "read cvmcrypt.* settings from FILE instead of /proc/cmdline" },
         { { "dry-run", no_argument, NULL, OPT_DRY_RUN }, V_BOOT | V_TEMPDISK, NULL, "validate and print the plan; touch nothing" },
         { { "device", required_argument, NULL, OPT_DEVICE }, V_TEMPDISK, "DEV", "the temp disk (instead of detection)" },
-        { { "unlock-key-file", required_argument, NULL, OPT_UNLOCK_KEY_FILE }, V_ENROLL, "FILE", "existing passphrase or key file ('-': stdin); default: ask" },
-        { { "pcrs", required_argument, NULL, OPT_PCRS }, V_ENROLL, "LIST", "PCRs to bind, e.g. 0,4,7 (default 7)" },
-        { { "pcr-bank", required_argument, NULL, OPT_PCR_BANK }, V_ENROLL, "BANK", "sha256 (default) or sha384" },
-        { { "pcr-value", required_argument, NULL, OPT_PCR_VALUE }, V_ENROLL, "N=HEX", "bind PCR N to a predicted value instead of the current one" },
+        { { "unlock-key-file", required_argument, NULL, OPT_UNLOCK_KEY_FILE }, V_ENROLL | V_RESEAL, "FILE", "existing passphrase or key file ('-': stdin); default: ask" },
+        { { "pcrs", required_argument, NULL, OPT_PCRS }, V_ENROLL | V_RESEAL | V_RECOVER, "LIST", "PCRs to bind, e.g. 0,4,7 (default 7; reseal: the old token's)" },
+        { { "pcr-bank", required_argument, NULL, OPT_PCR_BANK }, V_ENROLL | V_RESEAL | V_RECOVER | V_PREDICT, "BANK", "sha256 (default) or sha384" },
+        { { "pcr-value", required_argument, NULL, OPT_PCR_VALUE }, V_ENROLL | V_RESEAL | V_RECOVER, "N=HEX", "bind PCR N to a predicted value instead of the current one" },
         { { "recovery-key", no_argument, NULL, OPT_RECOVERY_KEY }, V_ENROLL, NULL, "also add a recovery key, printed once" },
-        { { "recovery-key-file", required_argument, NULL, OPT_RECOVERY_KEY_FILE }, V_ENROLL | V_UNLOCK, "FILE", "enroll: write the new recovery key here (0600); unlock: read it from here" },
-        { { "pin", no_argument, NULL, OPT_PIN }, V_ENROLL, NULL, "also require a PIN (asked, or from --pin-file)" },
-        { { "pin-file", required_argument, NULL, OPT_PIN_FILE }, V_ENROLL | V_UNLOCK, "FILE", "read the PIN from FILE" },
+        { { "recovery-key-file", required_argument, NULL, OPT_RECOVERY_KEY_FILE }, V_ENROLL | V_UNLOCK | V_RESEAL | V_RECOVER, "FILE", "enroll: write the new recovery key here (0600); others: read it from here" },
+        { { "pin", no_argument, NULL, OPT_PIN }, V_ENROLL | V_RESEAL | V_RECOVER, NULL, "also require a PIN (asked, or from --pin-file)" },
+        { { "pin-file", required_argument, NULL, OPT_PIN_FILE }, V_ENROLL | V_UNLOCK | V_RESEAL | V_RECOVER, "FILE", "read the PIN from FILE" },
+        { { "token", required_argument, NULL, OPT_TOKEN }, V_RESEAL | V_RECOVER | V_REMOVE, "N", "the token to replace or remove (see status)" },
         { { "test", no_argument, NULL, OPT_TEST }, V_UNLOCK, NULL, "check the key without activating" },
         { { "ask", no_argument, NULL, OPT_ASK }, V_UNLOCK, NULL, "if the TPM refuses, ask for the recovery key" },
         { { "recovery", no_argument, NULL, OPT_RECOVERY }, V_UNLOCK, NULL, "unlock with the recovery key instead of the TPM" },
         { { "hcl", required_argument, NULL, OPT_HCL }, V_ATTEST, "FILE", "an Azure HCL report (vTPM NV 0x01400001) instead of a bare report" },
         { { "vcek", required_argument, NULL, OPT_VCEK }, V_ATTEST, "FILE", "verify: the VCEK or VLEK (PEM or DER), optionally with its chain" },
         { { "chain", required_argument, NULL, OPT_CHAIN }, V_ATTEST, "FILE", "verify: ASK (or ASVK) and ARK, PEM" },
-        { { "anchors", required_argument, NULL, OPT_ANCHORS }, V_ATTEST, "DIR", "verify: trusted ARKs (default from the configuration)" },
-        { { "policy", required_argument, NULL, OPT_POLICY }, V_ATTEST, "FILE", "verify: attestation policy (default from the configuration)" },
+        { { "anchors", required_argument, NULL, OPT_ANCHORS }, V_ATTEST | V_PREDICT, "DIR", "attest verify, predict: trusted ARKs (default from the configuration)" },
+        { { "policy", required_argument, NULL, OPT_POLICY }, V_ATTEST | V_PREDICT, "FILE", "attest verify, predict: attestation policy (default from the configuration)" },
         { { "crl", required_argument, NULL, OPT_CRL }, V_ATTEST, "FILE", "verify: a CRL issued by the ARK or ASK" },
         { { "quote", required_argument, NULL, OPT_QUOTE }, V_ATTEST, "FILE", "verify --hcl: a vTPM quote (TPMS_ATTEST)" },
         { { "quote-sig", required_argument, NULL, OPT_QUOTE_SIG }, V_ATTEST, "FILE", "verify --hcl: the quote's signature" },
         { { "pcr-values", required_argument, NULL, OPT_PCR_VALUES }, V_ATTEST, "FILE", "verify --hcl: quoted SHA-256 PCR values, 'INDEX HEX' lines" },
-        { { "nonce", required_argument, NULL, OPT_NONCE }, V_ATTEST, "HEX", "verify --hcl: the quote's expected extraData" },
+        { { "nonce", required_argument, NULL, OPT_NONCE }, V_ATTEST, "HEX", "verify --hcl: the quote's expected extraData; fetch: the report data" },
+        { { "source", required_argument, NULL, OPT_SOURCE }, V_ATTEST, "SOURCE", "a live report: hcl-nv, tsm[:DIR] or sev-guest[:DEVICE]" },
+        { { "certs", required_argument, NULL, OPT_CERTS }, V_ATTEST, "DIR", "verify: vcek, vlek, ask, ark .pem/.der; fetch: write the report's certificates" },
+        { { "timeout", required_argument, NULL, OPT_TIMEOUT }, V_ATTEST, "SECONDS", "--source: how long to wait for a fresh report (default 10)" },
+        { { "verify", no_argument, NULL, OPT_VERIFY }, V_MEASURE, NULL, "replay the event log against the PCRs instead of extending" },
+        { { "log", required_argument, NULL, OPT_LOG }, V_MEASURE | V_CAP, "FILE", "event log (default from the configuration)" },
+        { { "binary", required_argument, NULL, OPT_BINARY }, V_PREDICT, "FILE", "the cvmcrypt binary of the image (default: this one)" },
+        { { "no-attest", no_argument, NULL, OPT_NO_ATTEST }, V_PREDICT, NULL, "the value before attestation (for volumes that do not demand it)" },
 };
 
 #define OPTIONS_MAX (ELEMENTSOF(option_defs) + 1)
@@ -215,6 +231,19 @@ static int parse_pcr_list(const char *s, uint32_t *ret) {
         if (mask == 0 || s[-1] == ',' || s[-1] == '+')
                 return -EINVAL;
         *ret = mask;
+        return 0;
+}
+
+/* A LUKS2 token number: 0..31, decimal digits only. */
+static int parse_token_id(const char *s, int *ret) {
+        unsigned v = 0;
+        size_t digits = 0;
+
+        for (; *s >= '0' && *s <= '9' && digits < 3; s++, digits++)
+                v = v * 10 + (unsigned) (*s - '0');
+        if (digits == 0 || *s || v >= 32)
+                return -EINVAL;
+        *ret = (int) v;
         return 0;
 }
 
@@ -334,6 +363,32 @@ static int handle_option(int c, const char *context, const Verb *v, char **argv)
                 return 0;
         case OPT_NONCE:
                 arg_cli.nonce = optarg;
+                return 0;
+        case OPT_SOURCE:
+                arg_cli.source = optarg;
+                return 0;
+        case OPT_CERTS:
+                arg_cli.certs = optarg;
+                return 0;
+        case OPT_TIMEOUT:
+                arg_cli.timeout = optarg;
+                return 0;
+        case OPT_VERIFY:
+                arg_cli.verify = true;
+                return 0;
+        case OPT_LOG:
+                arg_cli.log = optarg;
+                return 0;
+        case OPT_BINARY:
+                arg_cli.binary = optarg;
+                return 0;
+        case OPT_NO_ATTEST:
+                arg_cli.no_attest = true;
+                return 0;
+        case OPT_TOKEN:
+                if (parse_token_id(optarg, &arg_cli.token) < 0)
+                        return log_error_errno(-EINVAL, "%s: --token '%.64s' is not a token number 0-31", context, optarg);
+                arg_cli.token_given = true;
                 return 0;
         case ':':
                 return log_error_errno(-EINVAL, "%s%soption '%s' needs an argument", context, *context ? ": " : "",
@@ -468,6 +523,7 @@ static int run(int argc, char **argv) {
         r = load_config(&cfg);
         if (r < 0)
                 return EXIT_CONFIG;
+        arg_cli.config = arg_config;
         r = v->run(&cfg, &arg_cli, argc - optind, argv + optind);
         config_done(&cfg);
         return exit_status(r);

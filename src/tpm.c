@@ -3,12 +3,18 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/rsa.h>
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
+#include <tss2/tss2_sys.h>
 #include <tss2/tss2_tctildr.h>
 
 #include "log.h"
@@ -54,17 +60,6 @@ static inline void esys_freep(void *p) {
         Esys_Free(*(void **) p);
 }
 #define _cleanup_esys_ _cleanup_(esys_freep)
-
-static inline void sensitive_data_freep(TPM2B_SENSITIVE_DATA **p) {
-        if (*p) {
-                secmem_wipe(*p, sizeof(**p));
-                Esys_Free(*p);
-        }
-}
-
-static inline void auth_wipe(TPM2B_AUTH *a) {
-        secmem_wipe(a, sizeof(*a));
-}
 
 static inline void sensitive_create_wipe(TPM2B_SENSITIVE_CREATE *s) {
         secmem_wipe(s, sizeof(*s));
@@ -762,110 +757,552 @@ int tpm_seal(TpmContext *t, const TpmPcrValues *pcrs, const char *pin, size_t pi
         return 0;
 }
 
-/* ---- unseal ---- */
+/* ---- unseal ----
+ *
+ * The unseal path speaks SAPI and does the session cryptography itself. ESAPI (tpm2-tss 3.x) creates
+ * a new OpenSSL library context for every hash, HMAC and random number it needs, about a dozen per
+ * unseal, and on OpenSSL 3.0 each one costs as much as everything else the unseal computes: here
+ * they share the default context. The TPM sees the same commands: a policy session salted to the
+ * SRK, whose name is checked first, and an Unseal whose response is encrypted (AES-128-CFB) and
+ * whose response HMAC is verified before the secret is used. */
 
-static int srk_verify(TpmContext *t, const TpmHandle *srk, const TpmSealed *sealed) {
-        TPM2B_NAME name;
+#define SESSION_HASH TPM2_ALG_SHA256
+#define SESSION_AES_BYTES 16
+
+/* Our side of one policy session; in secmem since salt, key and value are secrets. */
+typedef struct Session {
+        TPM2_HANDLE handle;
+        TPM2B_NONCE nonce_caller, nonce_tpm;
+        uint8_t salt[TPM_DIGEST_MAX];
+        uint8_t value[TPM_DIGEST_MAX + sizeof(TPMU_HA)]; /* sessionKey || authValue of the object */
+        size_t value_size;
+        uint8_t z[TPM2_MAX_ECC_KEY_BYTES];             /* ECDH shared secret */
+        uint8_t sym[2 * SESSION_AES_BYTES];             /* response key || IV */
+} Session;
+
+/* TPM_RC_RETRY, _YIELDED and _TESTING: the TPM did not run the command and wants it again. ESAPI
+ * resubmits by itself (a wrong PIN on swtpm answers RETRY first while the DA counter is written). */
+#define SYS_TRIES 5
+
+static bool rc_retry(TSS2_RC rc) {
+        return rc == TPM2_RC_RETRY || rc == TPM2_RC_YIELDED || rc == TPM2_RC_TESTING;
+}
+
+#define SYS_RUN(call)                                                   \
+        ({                                                              \
+                TSS2_RC _rc;                                            \
+                unsigned _n = 0;                                        \
+                do                                                      \
+                        _rc = (call);                                   \
+                while (rc_retry(_rc) && ++_n < SYS_TRIES);              \
+                _rc;                                                    \
+        })
+
+/* A handle on the SAPI context: flushed on cleanup unless 0 (nothing loaded, a persistent object,
+ * or a session the TPM flushed itself). */
+typedef struct SysHandle {
+        TSS2_SYS_CONTEXT *sys;
+        TPM2_HANDLE handle;
+} SysHandle;
+
+static void sys_handle_done(SysHandle *h) {
+        if (h->handle != 0)
+                (void) SYS_RUN(Tss2_Sys_FlushContext(h->sys, h->handle));
+        h->handle = 0;
+}
+
+static void sys_freep(TSS2_SYS_CONTEXT **p) {
+        if (*p)
+                Tss2_Sys_Finalize(*p);
+        free(*p);
+}
+
+/* A SAPI context on the ESAPI context's TCTI: ESAPI is idle while it is used. */
+static int sys_new(TpmContext *t, TSS2_SYS_CONTEXT **ret) {
+        size_t size = Tss2_Sys_GetContextSize(0);
+        TSS2_ABI_VERSION abi = TSS2_ABI_VERSION_CURRENT;
+        TSS2_SYS_CONTEXT *sys = calloc(1, size);
+        TSS2_RC rc;
+
+        if (!sys)
+                return -ENOMEM;
+        rc = Tss2_Sys_Initialize(sys, size, t->tcti, &abi);
+        if (rc != TSS2_RC_SUCCESS) {
+                free(sys);
+                return rc_to_errno(rc, "Sys_Initialize", false);
+        }
+        *ret = sys;
+        return 0;
+}
+
+static int random_nonce(TPM2B_NONCE *n) {
+        n->size = tpm_bank_digest_size(SESSION_HASH);
+        return getrandom(n->buffer, n->size, 0) == (ssize_t) n->size ? 0 : -EIO;
+}
+
+/* Name of a public area as the TPM computes it: nameAlg || H(TPMT_PUBLIC). */
+static int public_name(const TPM2B_PUBLIC *pub, TPM2B_NAME *ret) {
+        const BankInfo *b = bank_info(pub->publicArea.nameAlg);
+        uint8_t area[sizeof(TPMT_PUBLIC)];
+        size_t off = 0;
         int r;
 
-        r = handle_name(t, srk->tr, &name);
+        if (!b || 2 + b->size > sizeof(ret->name))
+                return -EBADMSG;
+        if (Tss2_MU_TPMT_PUBLIC_Marshal(&pub->publicArea, area, sizeof(area), &off) != TSS2_RC_SUCCESS)
+                return -EBADMSG;
+        ret->name[0] = (uint8_t) (b->alg >> 8);
+        ret->name[1] = (uint8_t) b->alg;
+        r = digest(b->evp, area, off, ret->name + 2, b->size);
+        if (r < 0)
+                return r;
+        ret->size = (UINT16) (2 + b->size);
+        return 0;
+}
+
+/* The TPM's claim about an object's name is only believed where it agrees with its public area. */
+static int check_name(const TPM2B_PUBLIC *pub, const TPM2B_NAME *claimed, TPM2B_NAME *ret) {
+        int r;
+
+        r = public_name(pub, ret);
+        if (r < 0)
+                return r;
+        if (claimed->size != ret->size || memcmp(claimed->name, ret->name, ret->size) != 0) {
+                log_debug("The TPM's name for an object does not match its public area.");
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+/* The SRK to unseal under: the persistent key if there is one, else a transient primary from the
+ * standard template. Its name must be the one recorded at enroll: only then is the salt of the
+ * session encrypted to a key that lives in this TPM. */
+static int sys_srk(TSS2_SYS_CONTEXT *sys, const TpmSealed *sealed, SysHandle *transient, TPM2_HANDLE *ret,
+                   TPM2B_PUBLIC *pub) {
+        const TSS2L_SYS_AUTH_COMMAND owner = { .count = 1, .auths[0].sessionHandle = TPM2_RS_PW };
+        const TPM2B_SENSITIVE_CREATE sensitive = {};
+        const TPM2B_DATA outside = {};
+        const TPML_PCR_SELECTION creation = {};
+        TPM2B_NAME claimed = {}, name;
+        TPM2_HANDLE h = TPM_SRK_HANDLE;
+        TSS2_RC rc;
+        int r;
+
+        *pub = (TPM2B_PUBLIC){};
+        rc = SYS_RUN(Tss2_Sys_ReadPublic(sys, TPM_SRK_HANDLE, NULL, pub, &claimed, NULL, NULL));
+        if (rc_is_tpm(rc) && tpm_rc_base(rc) == TPM2_RC_HANDLE) {
+                log_debug("No persistent SRK at 0x%08x.", TPM_SRK_HANDLE);
+                *pub = (TPM2B_PUBLIC){};
+                rc = SYS_RUN(Tss2_Sys_CreatePrimary(sys, TPM2_RH_OWNER, &owner, &sensitive, &srk_template, &outside,
+                                                    &creation, &h, pub, NULL, NULL, NULL, &claimed, NULL));
+                if (rc != TSS2_RC_SUCCESS)
+                        return rc_to_errno(rc, "CreatePrimary(SRK)", false);
+                transient->handle = h;
+        } else if (rc != TSS2_RC_SUCCESS)
+                return rc_to_errno(rc, "ReadPublic(SRK)", false);
+        r = check_name(pub, &claimed, &name);
         if (r < 0)
                 return r;
         if (name.size != sealed->srk_name_size || CRYPTO_memcmp(name.name, sealed->srk_name, name.size) != 0) {
                 log_debug("The SRK's name differs from the one recorded at enroll.");
                 return -EREMCHG;
         }
+        *ret = h;
         return 0;
 }
 
-static int object_load(TpmContext *t, const TpmHandle *srk, const TPM2B_PUBLIC *pub, const TPM2B_PRIVATE *priv,
-                       const TPM2B_NAME *expected, TpmHandle *ret) {
-        TPM2B_NAME name;
-        TSS2_RC rc;
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY_CTX *, EVP_PKEY_CTX_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(OSSL_PARAM_BLD *, OSSL_PARAM_BLD_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(OSSL_PARAM *, OSSL_PARAM_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(BIGNUM *, BN_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_CIPHER *, EVP_CIPHER_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_CIPHER_CTX *, EVP_CIPHER_CTX_free);
+
+static int hmac(const BankInfo *h, const uint8_t *key, size_t key_size, const uint8_t *msg, size_t msg_size,
+                uint8_t *out) {
+        size_t len = 0;
+
+        if (!EVP_Q_mac(NULL, "HMAC", NULL, h->evp, NULL, key, key_size, msg, msg_size, out, h->size, &len) ||
+            len != h->size)
+                return -EIO;
+        return 0;
+}
+
+/* KDFa (Part 1, 11.4.10.2) for output of at most one digest, all this file needs: HMAC(key,
+ * [1] || label || 0 || u || v || [bits]). */
+static int kdfa(const BankInfo *h, const uint8_t *key, size_t key_size, const char *label, const TPM2B_NONCE *u,
+                const TPM2B_NONCE *v, uint8_t *out, size_t bytes) {
+        uint8_t msg[4 + 8 + 2 * sizeof(u->buffer) + 4], block[TPM_DIGEST_MAX];
+        size_t label_size = strlen(label) + 1, n = 0;
         int r;
 
-        *ret = TPM_HANDLE_INIT(t);
-        rc = Esys_Load(t->esys, srk->tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, priv, pub, &ret->tr);
-        if (rc != TSS2_RC_SUCCESS) {
-                ret->tr = ESYS_TR_NONE;
-                return rc_to_errno(rc, "Load", false);
+        if (bytes > h->size || label_size > 8)
+                return -EINVAL;
+        put_be32(msg, 1);
+        n = 4;
+        memcpy(msg + n, label, label_size);
+        n += label_size;
+        memcpy(msg + n, u->buffer, u->size);
+        n += u->size;
+        memcpy(msg + n, v->buffer, v->size);
+        n += v->size;
+        put_be32(msg + n, (uint32_t) bytes * 8);
+        n += 4;
+        r = hmac(h, key, key_size, msg, n, block);
+        if (r >= 0)
+                memcpy(out, block, bytes);
+        secmem_wipe(block, sizeof(block));
+        return r;
+}
+
+/* KDFe (Part 1, 11.4.10.3) for output of at most one digest: H([1] || Z || "SECRET" || 0 || u || v). */
+static int kdfe(const BankInfo *h, const uint8_t *z, size_t z_size, const TPM2B_ECC_PARAMETER *u,
+                const TPM2B_ECC_PARAMETER *v, uint8_t *out, size_t bytes) {
+        _cleanup_(EVP_MD_freep) EVP_MD *md = EVP_MD_fetch(NULL, h->evp, NULL);
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        uint8_t counter[4], block[TPM_DIGEST_MAX];
+        unsigned len = 0;
+        int r = -EIO;
+
+        if (!md || !ctx)
+                return -ENOMEM;
+        if (bytes > h->size)
+                return -EINVAL;
+        put_be32(counter, 1);
+        if (EVP_DigestInit_ex2(ctx, md, NULL) == 1 && EVP_DigestUpdate(ctx, counter, sizeof(counter)) == 1 &&
+            EVP_DigestUpdate(ctx, z, z_size) == 1 && EVP_DigestUpdate(ctx, "SECRET", sizeof("SECRET")) == 1 &&
+            EVP_DigestUpdate(ctx, u->buffer, u->size) == 1 && EVP_DigestUpdate(ctx, v->buffer, v->size) == 1 &&
+            EVP_DigestFinal_ex(ctx, block, &len) == 1 && len == h->size) {
+                memcpy(out, block, bytes);
+                r = 0;
         }
-        ret->flush = true;
-        r = handle_name(t, ret->tr, &name);
+        secmem_wipe(block, sizeof(block));
+        return r;
+}
+
+static int ecc_curve(TPMI_ECC_CURVE curve, const char **ret_name, size_t *ret_size) {
+        switch (curve) {
+        case TPM2_ECC_NIST_P256:
+                *ret_name = "P-256";
+                *ret_size = 32;
+                return 0;
+        case TPM2_ECC_NIST_P384:
+                *ret_name = "P-384";
+                *ret_size = 48;
+                return 0;
+        default:
+                return -EOPNOTSUPP;
+        }
+}
+
+/* ECC salt (Part 1, C.6.1): ECDH of an ephemeral key with the SRK, salt = KDFe(Z, "SECRET", Qe.x,
+ * Qs.x); the ephemeral public point is the encrypted salt. */
+static int salt_ecc(const TPMT_PUBLIC *srk, const BankInfo *h, Session *s, TPM2B_ENCRYPTED_SECRET *ret) {
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *peer = NULL, *eph = NULL;
+        _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *pctx = NULL, *dctx = NULL;
+        const TPMS_ECC_POINT *q = &srk->unique.ecc;
+        uint8_t point[1 + 2 * TPM2_MAX_ECC_KEY_BYTES];
+        TPMS_ECC_POINT e = {};
+        const char *curve;
+        size_t size, len, zlen, off = 0;
+        OSSL_PARAM params[3];
+        int r;
+
+        r = ecc_curve(srk->parameters.eccDetail.curveID, &curve, &size);
         if (r < 0)
                 return r;
-        if (name.size != expected->size || memcmp(name.name, expected->name, name.size) != 0)
+        if (q->x.size > size || q->y.size > size)
                 return -EBADMSG;
+        point[0] = 0x04; /* uncompressed: 04 || x || y, each padded to the field size */
+        memset(point + 1, 0, 2 * size);
+        memcpy(point + 1 + size - q->x.size, q->x.buffer, q->x.size);
+        memcpy(point + 1 + 2 * size - q->y.size, q->y.buffer, q->y.size);
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *) curve, 0);
+        params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * size);
+        params[2] = OSSL_PARAM_construct_end();
+        pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+        if (!pctx || EVP_PKEY_fromdata_init(pctx) != 1 || EVP_PKEY_fromdata(pctx, &peer, EVP_PKEY_PUBLIC_KEY, params) != 1)
+                return -EBADMSG;
+        eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
+        if (!eph)
+                return -EIO;
+        dctx = EVP_PKEY_CTX_new_from_pkey(NULL, eph, NULL);
+        zlen = size;
+        if (!dctx || EVP_PKEY_derive_init(dctx) != 1 || EVP_PKEY_derive_set_peer(dctx, peer) != 1 ||
+            EVP_PKEY_derive(dctx, s->z, &zlen) != 1 || zlen != size)
+                return -EIO;
+        if (EVP_PKEY_get_octet_string_param(eph, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, sizeof(point), &len) != 1 ||
+            len != 1 + 2 * size || point[0] != 0x04)
+                return -EIO;
+        e.x.size = e.y.size = (UINT16) size;
+        memcpy(e.x.buffer, point + 1, size);
+        memcpy(e.y.buffer, point + 1 + size, size);
+        if (Tss2_MU_TPMS_ECC_POINT_Marshal(&e, ret->secret, sizeof(ret->secret), &off) != TSS2_RC_SUCCESS)
+                return -EIO;
+        ret->size = (UINT16) off;
+        return kdfe(h, s->z, size, &e.x, &q->x, s->salt, h->size);
+}
+
+/* RSA salt (Part 1, B.10.3): a random salt under RSA-OAEP with the SRK's name algorithm and the
+ * label "SECRET". */
+static int salt_rsa(const TPMT_PUBLIC *srk, const BankInfo *h, Session *s, TPM2B_ENCRYPTED_SECRET *ret) {
+        _cleanup_(OSSL_PARAM_BLD_freep) OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+        _cleanup_(OSSL_PARAM_freep) OSSL_PARAM *params = NULL;
+        _cleanup_(BN_freep) BIGNUM *n = BN_bin2bn(srk->unique.rsa.buffer, srk->unique.rsa.size, NULL);
+        _cleanup_(BN_freep) BIGNUM *e = BN_new();
+        _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *pctx = NULL, *ectx = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        uint32_t exponent = srk->parameters.rsaDetail.exponent ?: 65537;
+        unsigned char *label;
+        size_t len = sizeof(ret->secret);
+
+        if (!bld || !n || !e || BN_set_word(e, exponent) != 1 || OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) != 1 ||
+            OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) != 1 || !(params = OSSL_PARAM_BLD_to_param(bld)))
+                return -ENOMEM;
+        pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+        if (!pctx || EVP_PKEY_fromdata_init(pctx) != 1 || EVP_PKEY_fromdata(pctx, &key, EVP_PKEY_PUBLIC_KEY, params) != 1)
+                return -EBADMSG;
+        if (getrandom(s->salt, h->size, 0) != (ssize_t) h->size)
+                return -EIO;
+        ectx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+        if (!ectx || EVP_PKEY_encrypt_init(ectx) != 1 || EVP_PKEY_CTX_set_rsa_padding(ectx, RSA_PKCS1_OAEP_PADDING) != 1 ||
+            EVP_PKEY_CTX_set_rsa_oaep_md_name(ectx, h->evp, NULL) != 1 ||
+            EVP_PKEY_CTX_set_rsa_mgf1_md_name(ectx, h->evp, NULL) != 1)
+                return -EIO;
+        label = OPENSSL_memdup("SECRET", sizeof("SECRET"));
+        if (!label)
+                return -ENOMEM;
+        if (EVP_PKEY_CTX_set0_rsa_oaep_label(ectx, label, sizeof("SECRET")) != 1) {
+                OPENSSL_free(label);
+                return -EIO;
+        }
+        if (EVP_PKEY_encrypt(ectx, ret->secret, &len, s->salt, h->size) != 1)
+                return -EIO;
+        ret->size = (UINT16) len;
         return 0;
 }
 
-static int copy_secret(const TPM2B_SENSITIVE_DATA *out, uint8_t **ret, size_t *ret_size) {
-        uint8_t *p;
-
-        if (out->size == 0 || out->size > sizeof(out->buffer))
-                return -EBADMSG;
-        p = secmem_alloc(out->size);
-        if (!p)
-                return negative_errno();
-        memcpy(p, out->buffer, out->size);
-        *ret = p;
-        *ret_size = out->size;
-        return 0;
-}
-
-/* One policy session: PolicyPCR [+ PolicyAuthValue] + Unseal with response encryption. -EAGAIN when
- * a PCR changed between PolicyPCR and Unseal. */
-static int unseal_once(TpmContext *t, const TpmHandle *srk, const TpmHandle *obj, const TPML_PCR_SELECTION *sel,
-                       bool pin, uint8_t **ret, size_t *ret_size) {
-        _cleanup_(tpm_handle_done) TpmHandle session = TPM_HANDLE_INIT(t);
-        _cleanup_(sensitive_data_freep) TPM2B_SENSITIVE_DATA *out = NULL;
-        const TPM2B_DIGEST any = {}; /* empty: the TPM hashes the current PCR values itself */
+/* StartAuthSession: a policy session salted to the SRK, its session key = KDFa(salt, "ATH",
+ * nonceTPM, nonceCaller). */
+static int sys_session_start(TSS2_SYS_CONTEXT *sys, TPM2_HANDLE srk, const TPM2B_PUBLIC *srk_pub, Session *s,
+                             SysHandle *ret) {
+        static const TPMT_SYM_DEF aes_cfb = { .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB };
+        const BankInfo *salt_hash = bank_info(srk_pub->publicArea.nameAlg), *h = bank_info(SESSION_HASH);
+        TPM2B_ENCRYPTED_SECRET encrypted = {};
+        TPM2_HANDLE handle = 0;
         TSS2_RC rc;
         int r;
 
-        r = session_start(t, srk->tr, TPM2_SE_POLICY, &session);
+        if (!salt_hash)
+                return -EOPNOTSUPP;
+        r = random_nonce(&s->nonce_caller);
         if (r < 0)
                 return r;
-        rc = Esys_PolicyPCR(t->esys, session.tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &any, sel);
+        if (srk_pub->publicArea.type == TPM2_ALG_ECC)
+                r = salt_ecc(&srk_pub->publicArea, salt_hash, s, &encrypted);
+        else if (srk_pub->publicArea.type == TPM2_ALG_RSA)
+                r = salt_rsa(&srk_pub->publicArea, salt_hash, s, &encrypted);
+        else
+                r = -EMEDIUMTYPE;
+        if (r < 0)
+                return r;
+        s->nonce_tpm = (TPM2B_NONCE){};
+        rc = SYS_RUN(Tss2_Sys_StartAuthSession(sys, srk, TPM2_RH_NULL, NULL, &s->nonce_caller, &encrypted,
+                                               TPM2_SE_POLICY, &aes_cfb, SESSION_HASH, &handle, &s->nonce_tpm, NULL));
         if (rc != TSS2_RC_SUCCESS)
-                return rc_to_errno(rc, "PolicyPCR", true);
-        if (pin) {
-                rc = Esys_PolicyAuthValue(t->esys, session.tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
-                if (rc != TSS2_RC_SUCCESS)
-                        return rc_to_errno(rc, "PolicyAuthValue", true);
-        }
-        r = session_one_shot(t, &session, TPMA_SESSION_ENCRYPT);
+                return rc_to_errno(rc, "StartAuthSession", false);
+        ret->handle = s->handle = handle;
+        if (s->nonce_tpm.size < 16)
+                return -EBADMSG;
+        s->value_size = h->size;
+        return kdfa(h, s->salt, salt_hash->size, "ATH", &s->nonce_tpm, &s->nonce_caller, s->value, h->size);
+}
+
+/* Prepares TPM2_Unseal with the policy session as its one authorization, continueSession clear
+ * (the TPM flushes the session) and the response parameter encrypted: HMAC(sessionValue, cpHash ||
+ * nonceCaller || nonceTPM || sessionAttributes), cpHash = H(commandCode || name of the object). */
+static int unseal_command(TSS2_SYS_CONTEXT *sys, Session *s, TPM2_HANDLE obj, const TPM2B_NAME *obj_name,
+                          uint8_t cc[4]) {
+        const BankInfo *h = bank_info(SESSION_HASH);
+        TSS2L_SYS_AUTH_COMMAND cmd = { .count = 1 };
+        TPMS_AUTH_COMMAND *a = &cmd.auths[0];
+        uint8_t msg[TPM_DIGEST_MAX + 2 * sizeof(TPMU_HA) + 1], cp_hash[TPM_DIGEST_MAX];
+        const uint8_t *cp;
+        size_t cp_size, n;
+        TSS2_RC rc;
+        int r;
+
+        rc = Tss2_Sys_Unseal_Prepare(sys, obj);
+        if (rc == TSS2_RC_SUCCESS)
+                rc = Tss2_Sys_GetCommandCode(sys, cc);
+        if (rc == TSS2_RC_SUCCESS)
+                rc = Tss2_Sys_GetCpBuffer(sys, &cp_size, &cp);
+        if (rc != TSS2_RC_SUCCESS)
+                return rc_to_errno(rc, "Unseal_Prepare", false);
+        if (cp_size != 0) /* Unseal has no command parameters */
+                return -EBADMSG;
+        memcpy(msg, cc, 4);
+        memcpy(msg + 4, obj_name->name, obj_name->size);
+        r = digest(h->evp, msg, 4 + obj_name->size, cp_hash, h->size);
         if (r < 0)
                 return r;
-        rc = Esys_Unseal(t->esys, obj->tr, session.tr, ESYS_TR_NONE, ESYS_TR_NONE, &out);
+        r = random_nonce(&s->nonce_caller);
+        if (r < 0)
+                return r;
+        *a = (TPMS_AUTH_COMMAND){ .sessionHandle = s->handle, .nonce = s->nonce_caller,
+                                  .sessionAttributes = TPMA_SESSION_ENCRYPT, .hmac.size = (UINT16) h->size };
+        memcpy(msg, cp_hash, h->size);
+        n = h->size;
+        memcpy(msg + n, s->nonce_caller.buffer, s->nonce_caller.size);
+        n += s->nonce_caller.size;
+        memcpy(msg + n, s->nonce_tpm.buffer, s->nonce_tpm.size);
+        n += s->nonce_tpm.size;
+        msg[n++] = a->sessionAttributes;
+        r = hmac(h, s->value, s->value_size, msg, n, a->hmac.buffer);
+        if (r < 0)
+                return r;
+        rc = Tss2_Sys_SetCmdAuths(sys, &cmd);
+        if (rc != TSS2_RC_SUCCESS)
+                return rc_to_errno(rc, "Unseal_Prepare", false);
+        return 0;
+}
+
+/* Unseal; the response HMAC is checked before the response is decrypted into secmem. -EAGAIN when
+ * a PCR changed since PolicyPCR. */
+static int sys_unseal(TSS2_SYS_CONTEXT *sys, Session *s, SysHandle *session, TPM2_HANDLE obj,
+                      const TPM2B_NAME *obj_name, uint8_t **ret, size_t *ret_size) {
+        const BankInfo *h = bank_info(SESSION_HASH);
+        _cleanup_(EVP_CIPHER_freep) EVP_CIPHER *aes = NULL;
+        _cleanup_(EVP_CIPHER_CTX_freep) EVP_CIPHER_CTX *ctx = NULL;
+        _cleanup_secmem_ uint8_t *out = NULL;
+        TSS2L_SYS_AUTH_RESPONSE rsp = {};
+        uint8_t cc[4], rp_msg[8 + sizeof(TPM2B_SENSITIVE_DATA)], hash[TPM_DIGEST_MAX], mac[TPM_DIGEST_MAX];
+        uint8_t msg[TPM_DIGEST_MAX + 2 * sizeof(TPMU_HA) + 1];
+        const uint8_t *rp;
+        size_t rp_size, n, size;
+        int len = 0, fin = 0, r;
+        TSS2_RC rc;
+
+        for (unsigned i = 0;; i++) {
+                r = unseal_command(sys, s, obj, obj_name, cc);
+                if (r < 0)
+                        return r;
+                rc = Tss2_Sys_Execute(sys);
+                if (!rc_retry(rc) || i + 1 >= SYS_TRIES)
+                        break;
+        }
         if (rc_is_tpm(rc) && tpm_rc_base(rc) == TPM2_RC_PCR_CHANGED) {
                 log_debug("A PCR changed during the policy session.");
                 return -EAGAIN;
         }
         if (rc != TSS2_RC_SUCCESS)
                 return rc_to_errno(rc, "Unseal", true);
-        tpm_handle_forget(&session);
-        return copy_secret(out, ret, ret_size);
+        session->handle = 0; /* continueSession was clear */
+        rc = Tss2_Sys_GetRspAuths(sys, &rsp);
+        if (rc == TSS2_RC_SUCCESS)
+                rc = Tss2_Sys_GetRpBuffer(sys, &rp_size, &rp);
+        if (rc != TSS2_RC_SUCCESS)
+                return rc_to_errno(rc, "Unseal response", false);
+        if (rsp.count != 1 || rsp.auths[0].nonce.size < 16 || rsp.auths[0].hmac.size != h->size || rp_size < 2 ||
+            rp_size > sizeof(TPM2B_SENSITIVE_DATA))
+                return -EBADMSG;
+        s->nonce_tpm = rsp.auths[0].nonce;
+        /* rpHash = H(responseCode || commandCode || parameters); HMAC(sessionValue, rpHash ||
+         * nonceTPM || nonceCaller || sessionAttributes) must be the TPM's. */
+        memset(rp_msg, 0, 4);
+        memcpy(rp_msg + 4, cc, 4);
+        memcpy(rp_msg + 8, rp, rp_size);
+        r = digest(h->evp, rp_msg, 8 + rp_size, hash, h->size);
+        if (r < 0)
+                return r;
+        memcpy(msg, hash, h->size);
+        n = h->size;
+        memcpy(msg + n, s->nonce_tpm.buffer, s->nonce_tpm.size);
+        n += s->nonce_tpm.size;
+        memcpy(msg + n, s->nonce_caller.buffer, s->nonce_caller.size);
+        n += s->nonce_caller.size;
+        msg[n++] = rsp.auths[0].sessionAttributes;
+        r = hmac(h, s->value, s->value_size, msg, n, mac);
+        if (r < 0)
+                return r;
+        if (CRYPTO_memcmp(mac, rsp.auths[0].hmac.buffer, h->size) != 0) {
+                log_debug("The TPM's response HMAC for Unseal does not verify.");
+                return -EBADMSG;
+        }
+        /* outData is a TPM2B, encrypted with KDFa(sessionValue, "CFB", nonceTPM, nonceCaller). */
+        size = (size_t) rp[0] << 8 | rp[1];
+        if (size == 0 || size != rp_size - 2)
+                return -EBADMSG;
+        r = kdfa(h, s->value, s->value_size, "CFB", &s->nonce_tpm, &s->nonce_caller, s->sym, sizeof(s->sym));
+        if (r < 0)
+                return r;
+        out = secmem_alloc(size);
+        if (!out)
+                return negative_errno();
+        aes = EVP_CIPHER_fetch(NULL, "AES-128-CFB", NULL);
+        ctx = EVP_CIPHER_CTX_new();
+        if (!aes || !ctx || EVP_DecryptInit_ex2(ctx, aes, s->sym, s->sym + SESSION_AES_BYTES, NULL) != 1 ||
+            EVP_DecryptUpdate(ctx, out, &len, rp + 2, (int) size) != 1 || EVP_DecryptFinal_ex(ctx, out + len, &fin) != 1 ||
+            (size_t) (len + fin) != size)
+                return -EIO;
+        *ret = TAKE_PTR(out);
+        *ret_size = size;
+        return 0;
+}
+
+/* One policy session: PolicyPCR [+ PolicyAuthValue] + Unseal. */
+static int unseal_once(TSS2_SYS_CONTEXT *sys, TPM2_HANDLE srk, const TPM2B_PUBLIC *srk_pub, TPM2_HANDLE obj,
+                       const TPM2B_NAME *obj_name, const TPML_PCR_SELECTION *sel, const TPM2B_AUTH *auth,
+                       uint8_t **ret, size_t *ret_size) {
+        _cleanup_(sys_handle_done) SysHandle session = { .sys = sys };
+        _cleanup_secmem_ Session *s = secmem_alloc(sizeof(Session));
+        const TPM2B_DIGEST any = {}; /* empty: the TPM hashes the current PCR values itself */
+        TSS2_RC rc;
+        int r;
+
+        if (!s)
+                return negative_errno();
+        r = sys_session_start(sys, srk, srk_pub, s, &session);
+        if (r < 0)
+                return r;
+        rc = SYS_RUN(Tss2_Sys_PolicyPCR(sys, s->handle, NULL, &any, sel, NULL));
+        if (rc != TSS2_RC_SUCCESS)
+                return rc_to_errno(rc, "PolicyPCR", true);
+        if (auth) {
+                rc = SYS_RUN(Tss2_Sys_PolicyAuthValue(sys, s->handle, NULL, NULL));
+                if (rc != TSS2_RC_SUCCESS)
+                        return rc_to_errno(rc, "PolicyAuthValue", true);
+                /* With PolicyAuthValue the object's authValue joins the HMAC and encryption keys. */
+                memcpy(s->value + s->value_size, auth->buffer, auth->size);
+                s->value_size += auth->size;
+        }
+        return sys_unseal(sys, s, &session, obj, obj_name, ret, ret_size);
 }
 
 int tpm_unseal(TpmContext *t, const TpmSealed *sealed, uint16_t bank, uint32_t mask, const char *pin, size_t pin_size,
                uint8_t **ret, size_t *ret_size) {
-        _cleanup_(tpm_handle_done) TpmHandle srk = TPM_HANDLE_INIT(t), obj = TPM_HANDLE_INIT(t);
-        _cleanup_(auth_wipe) TPM2B_AUTH auth = {};
-        TPM2B_PUBLIC pub;
+        _cleanup_(sys_freep) TSS2_SYS_CONTEXT *sys = NULL;
+        _cleanup_(sys_handle_done) SysHandle transient = {}, obj = {};
+        _cleanup_secmem_ TPM2B_AUTH *auth = NULL;
+        const TSS2L_SYS_AUTH_COMMAND pw = { .count = 1, .auths[0].sessionHandle = TPM2_RS_PW };
+        TPM2B_PUBLIC pub, srk_pub;
         TPM2B_PRIVATE priv;
-        TPM2B_NAME name;
+        TPM2B_NAME name, claimed = {};
         TPML_PCR_SELECTION sel;
+        TPM2_HANDLE srk = 0;
+        TSS2_RC rc;
         int r;
 
         if (!t || !sealed || !ret || !ret_size || !mask_valid(mask) || (pin && pin_size == 0))
                 return -EINVAL;
         if (!policy_bank(bank))
                 return -EOPNOTSUPP;
-        r = srk_get(t, false, &srk);
+        r = sys_new(t, &sys);
         if (r < 0)
                 return r;
-        r = srk_verify(t, &srk, sealed);
+        transient.sys = obj.sys = sys;
+        r = sys_srk(sys, sealed, &transient, &srk, &srk_pub);
         if (r < 0)
                 return r;
         r = blob_parse(sealed->blob, sealed->blob_size, &pub, &priv, &name);
@@ -877,22 +1314,320 @@ int tpm_unseal(TpmContext *t, const TpmSealed *sealed, uint16_t bank, uint32_t m
                 log_debug("The sealed object's authPolicy differs from the expected policy.");
                 return -EUCLEAN;
         }
-        r = object_load(t, &srk, &pub, &priv, &name, &obj);
-        if (r < 0)
-                return r;
+        rc = SYS_RUN(Tss2_Sys_Load(sys, srk, &pw, &priv, &pub, &obj.handle, &claimed, NULL));
+        if (rc != TSS2_RC_SUCCESS) {
+                obj.handle = 0;
+                return rc_to_errno(rc, "Load", false);
+        }
+        if (claimed.size != name.size || memcmp(claimed.name, name.name, name.size) != 0)
+                return -EBADMSG;
         if (pin) {
-                r = pin_auth(pin, pin_size, &auth);
+                auth = secmem_alloc(sizeof(*auth));
+                if (!auth)
+                        return negative_errno();
+                r = pin_auth(pin, pin_size, auth);
                 if (r < 0)
                         return r;
-                if (Esys_TR_SetAuth(t->esys, obj.tr, &auth) != TSS2_RC_SUCCESS)
-                        return -EREMOTEIO;
         }
         pcr_selection(bank, mask, &sel);
         /* A fresh session for the retry: the old one is bound to the stale PCR state (systemd #31881). */
-        r = unseal_once(t, &srk, &obj, &sel, pin != NULL, ret, ret_size);
+        r = unseal_once(sys, srk, &srk_pub, obj.handle, &name, &sel, auth, ret, ret_size);
         if (r == -EAGAIN)
-                r = unseal_once(t, &srk, &obj, &sel, pin != NULL, ret, ret_size);
-        if (pin) /* ESYS frees its copy of the auth value without wiping it: overwrite it first */
-                (void) Esys_TR_SetAuth(t->esys, obj.tr, &(const TPM2B_AUTH){});
+                r = unseal_once(sys, srk, &srk_pub, obj.handle, &name, &sel, auth, ret, ret_size);
         return r == -EAGAIN ? -EREMOTEIO : r;
+}
+
+int tpm_pcr_extend_banks(TpmContext *t, unsigned pcr, const uint16_t *banks, const uint8_t (*digests)[TPM_DIGEST_MAX],
+                         size_t n) {
+        TPML_DIGEST_VALUES d = {};
+
+        if (!t || pcr >= TPM_PCR_MAX || !banks || !digests || n == 0 || n > ELEMENTSOF(d.digests))
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                const BankInfo *b = bank_info(banks[i]);
+
+                if (!b)
+                        return -EOPNOTSUPP;
+                d.digests[i].hashAlg = b->alg;
+                memcpy(&d.digests[i].digest, digests[i], b->size);
+        }
+        d.count = (uint32_t) n;
+        return pcr_extend(t, pcr, &d);
+}
+
+/* ---- NV indices, keys and quotes (attestation sources) ---- */
+
+#define NV_WRITE_MAX 64
+
+/* Errors NV commands return that the caller can act on; the rest as rc_to_errno(). */
+static int nv_rc_to_errno(TSS2_RC rc, const char *what) {
+        if (rc_is_tpm(rc))
+                switch (tpm_rc_base(rc)) {
+                case TPM2_RC_HANDLE:
+                        log_debug("TPM %s failed: the NV index is not defined.", what);
+                        return -ENOENT;
+                case TPM2_RC_NV_UNINITIALIZED:
+                        log_debug("TPM %s failed: the NV index was never written.", what);
+                        return -ENODATA;
+                case TPM2_RC_NV_RANGE:
+                        log_debug("TPM %s failed: the NV index is smaller than the data.", what);
+                        return -EMSGSIZE;
+                case TPM2_RC_NV_LOCKED:
+                case TPM2_RC_NV_AUTHORIZATION:
+                        log_debug("TPM %s failed: access to the NV index refused (%s).", what, Tss2_RC_Decode(rc));
+                        return -EACCES;
+                }
+        return rc_to_errno(rc, what, false);
+}
+
+/* An ESYS_TR for a defined NV index (TPM2_NV_ReadPublic); metadata only, never flushed. */
+static int nv_open(TpmContext *t, uint32_t index, TpmHandle *ret) {
+        TSS2_RC rc;
+
+        *ret = TPM_HANDLE_INIT(t);
+        rc = Esys_TR_FromTPMPublic(t->esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &ret->tr);
+        if (rc != TSS2_RC_SUCCESS) {
+                ret->tr = ESYS_TR_NONE;
+                return nv_rc_to_errno(rc, "NV_ReadPublic");
+        }
+        return 0;
+}
+
+static int nv_public(TpmContext *t, const TpmHandle *nv, TPMS_NV_PUBLIC *ret) {
+        _cleanup_esys_ TPM2B_NV_PUBLIC *pub = NULL;
+        TSS2_RC rc;
+
+        rc = Esys_NV_ReadPublic(t->esys, nv->tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL);
+        if (rc != TSS2_RC_SUCCESS)
+                return nv_rc_to_errno(rc, "NV_ReadPublic");
+        *ret = pub->nvPublic;
+        return 0;
+}
+
+int tpm_nv_size(TpmContext *t, uint32_t index, size_t *ret) {
+        _cleanup_(tpm_handle_done) TpmHandle nv = TPM_HANDLE_INIT(t);
+        TPMS_NV_PUBLIC pub;
+        int r;
+
+        if (!t || !ret)
+                return -EINVAL;
+        r = nv_open(t, index, &nv);
+        if (r < 0)
+                return r;
+        r = nv_public(t, &nv, &pub);
+        if (r < 0)
+                return r;
+        *ret = pub.dataSize;
+        return 0;
+}
+
+/* The most one TPM2_NV_Read may return (TPM_PT_NV_BUFFER_MAX), capped by what ESYS can hold. */
+static int nv_buffer_max(TpmContext *t, size_t *ret) {
+        _cleanup_esys_ TPMS_CAPABILITY_DATA *cap = NULL;
+        TPMI_YES_NO more = TPM2_NO;
+        TSS2_RC rc;
+        uint32_t v;
+
+        rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_TPM_PROPERTIES,
+                                TPM2_PT_NV_BUFFER_MAX, 1, &more, &cap);
+        if (rc != TSS2_RC_SUCCESS)
+                return rc_to_errno(rc, "GetCapability(NV_BUFFER_MAX)", false);
+        if (cap->capability != TPM2_CAP_TPM_PROPERTIES || cap->data.tpmProperties.count != 1 ||
+            cap->data.tpmProperties.tpmProperty[0].property != TPM2_PT_NV_BUFFER_MAX)
+                return -EBADMSG;
+        v = cap->data.tpmProperties.tpmProperty[0].value;
+        if (v == 0)
+                return -EBADMSG;
+        *ret = v < TPM2_MAX_NV_BUFFER_SIZE ? v : TPM2_MAX_NV_BUFFER_SIZE;
+        return 0;
+}
+
+int tpm_nv_read(TpmContext *t, uint32_t index, size_t max, uint8_t **ret, size_t *ret_size) {
+        _cleanup_(tpm_handle_done) TpmHandle nv = TPM_HANDLE_INIT(t);
+        _cleanup_free_ uint8_t *buf = NULL;
+        TPMS_NV_PUBLIC pub;
+        ESYS_TR auth;
+        size_t chunk = 0, off = 0;
+        int r;
+
+        if (!t || !ret || !ret_size || max == 0 || max > UINT16_MAX)
+                return -EINVAL;
+        r = nv_open(t, index, &nv);
+        if (r < 0)
+                return r;
+        r = nv_public(t, &nv, &pub);
+        if (r < 0)
+                return r;
+        if ((pub.attributes & TPMA_NV_TPM2_NT_MASK) >> TPMA_NV_TPM2_NT_SHIFT != TPM2_NT_ORDINARY) {
+                log_debug("NV index 0x%08" PRIx32 " is not an ordinary index (attributes 0x%08" PRIx32 ").", index,
+                          pub.attributes);
+                return -EMEDIUMTYPE;
+        }
+        /* Bounded before anything is allocated or read: the size comes from the TPM. */
+        if (pub.dataSize == 0 || pub.dataSize > max) {
+                log_debug("NV index 0x%08" PRIx32 " holds %u bytes, expected 1..%zu.", index, pub.dataSize, max);
+                return -EFBIG;
+        }
+        if (!(pub.attributes & TPMA_NV_WRITTEN))
+                return log_debug_errno(-ENODATA, "NV index 0x%08" PRIx32 " was never written.", index);
+        if (pub.attributes & TPMA_NV_READLOCKED)
+                return log_debug_errno(-EACCES, "NV index 0x%08" PRIx32 " is read-locked.", index);
+        if (pub.attributes & TPMA_NV_OWNERREAD)
+                auth = ESYS_TR_RH_OWNER;
+        else if (pub.attributes & TPMA_NV_AUTHREAD)
+                auth = nv.tr;
+        else
+                return log_debug_errno(-EACCES, "NV index 0x%08" PRIx32 " is readable by neither owner nor index auth.",
+                                       index);
+        r = nv_buffer_max(t, &chunk);
+        if (r < 0)
+                return r;
+        buf = malloc(pub.dataSize);
+        if (!buf)
+                return -ENOMEM;
+        while (off < pub.dataSize) {
+                _cleanup_esys_ TPM2B_MAX_NV_BUFFER *data = NULL;
+                UINT16 n = (UINT16) (pub.dataSize - off < chunk ? pub.dataSize - off : chunk);
+                TSS2_RC rc;
+
+                rc = Esys_NV_Read(t->esys, auth, nv.tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, n, (UINT16) off,
+                                  &data);
+                if (rc != TSS2_RC_SUCCESS)
+                        return nv_rc_to_errno(rc, "NV_Read");
+                if (data->size != n)
+                        return -EBADMSG;
+                memcpy(buf + off, data->buffer, n);
+                off += n;
+        }
+        *ret = TAKE_PTR(buf);
+        *ret_size = off;
+        return 0;
+}
+
+static int nv_define(TpmContext *t, uint32_t index, size_t size, TpmHandle *ret) {
+        const TPM2B_AUTH auth = {};
+        const TPM2B_NV_PUBLIC info = {
+                .nvPublic = {
+                        .nvIndex = index,
+                        .nameAlg = TPM2_ALG_SHA256,
+                        .attributes = TPMA_NV_OWNERWRITE | TPMA_NV_OWNERREAD | TPMA_NV_PPREAD,
+                        .dataSize = (UINT16) size,
+                },
+        };
+        TSS2_RC rc;
+
+        *ret = TPM_HANDLE_INIT(t);
+        rc = Esys_NV_DefineSpace(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &auth, &info,
+                                 &ret->tr);
+        if (rc != TSS2_RC_SUCCESS) {
+                ret->tr = ESYS_TR_NONE;
+                return nv_rc_to_errno(rc, "NV_DefineSpace");
+        }
+        log_debug("Defined NV index 0x%08" PRIx32 " (%zu bytes).", index, size);
+        return 0;
+}
+
+int tpm_nv_write(TpmContext *t, uint32_t index, const void *data, size_t size, bool define) {
+        _cleanup_(tpm_handle_done) TpmHandle nv = TPM_HANDLE_INIT(t);
+        TPM2B_MAX_NV_BUFFER buf = { .size = (UINT16) size };
+        TSS2_RC rc;
+        int r;
+
+        if (!t || !data || size == 0 || size > NV_WRITE_MAX)
+                return -EINVAL;
+        /* The size and auth checks are the TPM's (NV_RANGE, NV_AUTHORIZATION): no NV_ReadPublic. */
+        r = nv_open(t, index, &nv);
+        if (r == -ENOENT && define)
+                r = nv_define(t, index, size, &nv);
+        if (r < 0)
+                return r;
+        memcpy(buf.buffer, data, size);
+        rc = Esys_NV_Write(t->esys, ESYS_TR_RH_OWNER, nv.tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &buf, 0);
+        if (rc != TSS2_RC_SUCCESS)
+                return nv_rc_to_errno(rc, "NV_Write");
+        return 0;
+}
+
+void tpm_quote_done(TpmQuote *q) {
+        if (!q)
+                return;
+        free(q->attest);
+        free(q->signature);
+        *q = (TpmQuote){};
+}
+
+static int rsa_public(const TPMT_PUBLIC *p, TpmRsaPublic *ret) {
+        const TPMS_RSA_PARMS *rsa = &p->parameters.rsaDetail;
+
+        if (p->type != TPM2_ALG_RSA || p->unique.rsa.size == 0 || p->unique.rsa.size > TPM_RSA_MODULUS_MAX)
+                return -EMEDIUMTYPE;
+        *ret = (TpmRsaPublic){
+                .attributes = p->objectAttributes,
+                .restricted_signing = (p->objectAttributes & (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT |
+                                                              TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_DECRYPT)) ==
+                                      (TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM),
+                .scheme = rsa->scheme.scheme,
+                .scheme_hash = rsa->scheme.scheme == TPM2_ALG_NULL ? TPM2_ALG_NULL : rsa->scheme.details.anySig.hashAlg,
+                .exponent = rsa->exponent,
+                .modulus_size = p->unique.rsa.size,
+        };
+        memcpy(ret->modulus, p->unique.rsa.buffer, p->unique.rsa.size);
+        return 0;
+}
+
+int tpm_quote(TpmContext *t, uint32_t handle, uint16_t bank, uint32_t mask, const uint8_t *nonce, size_t nonce_size,
+              TpmRsaPublic *ret_key, TpmQuote *ret) {
+        _cleanup_(tpm_handle_done) TpmHandle key = TPM_HANDLE_INIT(t);
+        _cleanup_esys_ TPM2B_PUBLIC *pub = NULL;
+        _cleanup_esys_ TPM2B_ATTEST *attest = NULL;
+        _cleanup_esys_ TPMT_SIGNATURE *sig = NULL;
+        _cleanup_(tpm_quote_done) TpmQuote q = {};
+        const TPMT_SIG_SCHEME scheme = { .scheme = TPM2_ALG_NULL };
+        TPM2B_DATA extra = { .size = (UINT16) nonce_size };
+        TPML_PCR_SELECTION sel;
+        TpmRsaPublic k;
+        size_t off = 0;
+        TSS2_RC rc;
+        int r;
+
+        if (!t || !ret_key || !ret || !nonce || nonce_size == 0 || nonce_size > 32 || !mask_valid(mask))
+                return -EINVAL;
+        if (tpm_bank_digest_size(bank) == 0)
+                return -EOPNOTSUPP;
+        rc = Esys_TR_FromTPMPublic(t->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &key.tr);
+        if (rc_is_tpm(rc) && tpm_rc_base(rc) == TPM2_RC_HANDLE) {
+                key.tr = ESYS_TR_NONE;
+                return log_debug_errno(-ENOENT, "No key at persistent handle 0x%08" PRIx32 ".", handle);
+        }
+        if (rc != TSS2_RC_SUCCESS) {
+                key.tr = ESYS_TR_NONE;
+                return rc_to_errno(rc, "ReadPublic", false);
+        }
+        rc = Esys_ReadPublic(t->esys, key.tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL, NULL);
+        if (rc != TSS2_RC_SUCCESS)
+                return rc_to_errno(rc, "ReadPublic", false);
+        r = rsa_public(&pub->publicArea, &k);
+        if (r < 0)
+                return log_debug_errno(r, "The key at 0x%08" PRIx32 " is not an RSA key (type 0x%04x).", handle,
+                                       pub->publicArea.type);
+        memcpy(extra.buffer, nonce, nonce_size);
+        pcr_selection(bank, mask, &sel);
+        rc = Esys_Quote(t->esys, key.tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &extra, &scheme, &sel, &attest, &sig);
+        if (rc != TSS2_RC_SUCCESS)
+                return rc_to_errno(rc, "Quote", false);
+        if (attest->size == 0)
+                return -EBADMSG;
+        q.attest = malloc(attest->size);
+        q.signature = malloc(sizeof(*sig));
+        if (!q.attest || !q.signature)
+                return -ENOMEM;
+        memcpy(q.attest, attest->attestationData, attest->size);
+        q.attest_size = attest->size;
+        if (Tss2_MU_TPMT_SIGNATURE_Marshal(sig, q.signature, sizeof(*sig), &off) != TSS2_RC_SUCCESS)
+                return -EBADMSG;
+        q.signature_size = off;
+        *ret_key = k;
+        *ret = q;
+        q = (TpmQuote){};
+        return 0;
 }

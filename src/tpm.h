@@ -89,3 +89,54 @@ int tpm_unseal(TpmContext *t, const TpmSealed *sealed, uint16_t bank, uint32_t m
                size_t pin_size, uint8_t **ret, size_t *ret_size);
 
 void tpm_sealed_done(TpmSealed *s);
+
+/* Extends pcr in n banks with one TPM2_PCR_Extend, so all of them or none: digests[i] (the size
+ * of banks[i]'s hash) in banks[i]. */
+int tpm_pcr_extend_banks(TpmContext *t, unsigned pcr, const uint16_t *banks, const uint8_t (*digests)[TPM_DIGEST_MAX],
+                         size_t n);
+
+/* ---- NV indices, keys and quotes (attestation sources) ---- */
+
+/* Size of a defined NV index; -ENOENT if it is not defined. */
+int tpm_nv_size(TpmContext *t, uint32_t index, size_t *ret);
+
+/* Reads a whole ordinary NV index of at most max bytes, in chunks of the TPM's TPM_PT_NV_BUFFER_MAX,
+ * with owner authorization if the index allows it, else its own (empty) authorization. -ENOENT: not
+ * defined; -EFBIG: larger than max; -ENODATA: never written; -EMEDIUMTYPE: not an ordinary index;
+ * -EACCES: neither owner nor index authorization may read it, or it is read-locked. *ret is
+ * malloc'ed. */
+int tpm_nv_read(TpmContext *t, uint32_t index, size_t max, uint8_t **ret, size_t *ret_size);
+
+/* Writes data (1..64 bytes) at offset 0 with owner authorization. The index must be an ordinary one
+ * of at least size bytes (-EMSGSIZE). If it is not defined: -ENOENT, unless define is set, then it
+ * is first defined with owner read/write (and platform read) and exactly size bytes. */
+int tpm_nv_write(TpmContext *t, uint32_t index, const void *data, size_t size, bool define);
+
+#define TPM_RSA_MODULUS_MAX 512
+
+/* Public part of an RSA key, as the TPM reports it. exponent 0 means 65537 (TPM convention). */
+typedef struct TpmRsaPublic {
+        uint32_t attributes; /* TPMA_OBJECT */
+        bool restricted_signing; /* restricted, sign, fixedTPM and not decrypt: an attestation key */
+        uint16_t scheme;     /* TPM2_ALG_RSASSA, TPM2_ALG_RSAPSS or TPM2_ALG_NULL */
+        uint16_t scheme_hash;
+        uint32_t exponent;
+        uint8_t modulus[TPM_RSA_MODULUS_MAX];
+        size_t modulus_size;
+} TpmRsaPublic;
+
+typedef struct TpmQuote {
+        uint8_t *attest;      /* marshalled TPMS_ATTEST, exactly as signed */
+        size_t attest_size;
+        uint8_t *signature;   /* marshalled TPMT_SIGNATURE */
+        size_t signature_size;
+} TpmQuote;
+
+/* TPM2_ReadPublic and TPM2_Quote by the RSA key at a persistent handle (empty authorization, the
+ * key's own signing scheme) over the PCRs in mask of bank, with nonce (1..32 bytes) as extraData.
+ * The key is read first: -ENOENT if the handle is empty, -EMEDIUMTYPE if it is not an RSA key.
+ * Nothing here is trusted: the caller verifies the quote with a key it got elsewhere. Free with
+ * tpm_quote_done(). */
+int tpm_quote(TpmContext *t, uint32_t handle, uint16_t bank, uint32_t mask, const uint8_t *nonce, size_t nonce_size,
+              TpmRsaPublic *ret_key, TpmQuote *ret);
+void tpm_quote_done(TpmQuote *q);

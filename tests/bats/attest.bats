@@ -245,12 +245,6 @@ misuse() {
         misuse "attest: expected verify|show|fetch [FILE], got extra arguments" attest show "$r" "$r"
 }
 
-@test "attest fetch is not available in this build" {
-        run --separate-stderr cvm attest fetch
-        [ "$status" -eq "$EXIT_UNAVAILABLE" ]
-        [[ "$stderr" == *"attest fetch: not available in this build"* ]]
-}
-
 @test "attest --help lists the attestation options" {
         run cvm attest --help
         [ "$status" -eq 0 ]

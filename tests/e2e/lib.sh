@@ -11,7 +11,7 @@
 #                              cpio newc + zstd initramfs: static busybox, the kernel modules in
 #                              $E2E_MODULES $E2E_EXTRA_MODULES with their deps (modprobe works in the
 #                              guest), $CVMCRYPT + its libraries + the dlopen'd TCTI and libcryptsetup
-#                              libraries, cryptsetup, mke2fs/e2fsck, tpm2 (tpm2-tools), a generated
+#                              libraries, cryptsetup, dmsetup, mke2fs/e2fsck, tpm2 (tpm2-tools), a generated
 #                              /init, the guest helpers (/e2e/guest.sh) and GUEST as /e2e/test.sh.
 #                              Extras: files (ELF ones come with their libraries) or directories,
 #                              at DEST or at SRC's own absolute path.
@@ -286,7 +286,7 @@ e2e_initramfs() {
                 [ -n "$src" ] || { e2e_log "library $lib not found on the host"; return 1; }
                 e2e__install "$stage" "$src" "$(e2e__usrpath "$src")" || return 1
         done
-        for f in cryptsetup mke2fs e2fsck tpm2; do
+        for f in cryptsetup dmsetup mke2fs e2fsck tpm2; do
                 src=$(command -v "$f") || { e2e_log "$f not found on the host"; return 1; }
                 e2e__install "$stage" "$src" "$(e2e__usrpath "$src")" || return 1
         done

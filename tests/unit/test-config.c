@@ -50,6 +50,25 @@ static const Case file_cases[] = {
         { "tempdisk=maybe\n", "neither auto, 0, nor a /dev/disk/by-* path" },
         { "tempdisk=/dev/disk/by-id/../sda\n", "neither auto, 0, nor a /dev/disk/by-* path" },
         { "tempdisk=/dev/disk/by-id/nvme-Microsoft_NVMe_Direct_Disk_1\n", NULL },
+        { "tempdisk-mode=first\ntempdisk-fs=xfs\ntempdisk-crypt=plain\ntempdisk-swap=4G\n", NULL },
+        { "tempdisk-mode=all\n", "'all' is neither first nor each" },
+        { "tempdisk-mode=Each\n", "neither first nor each" },
+        { "tempdisk-fs=btrfs\n", "'btrfs' is neither ext4 nor xfs" },
+        { "tempdisk-crypt=luks1\n", "'luks1' is neither luks2 nor plain" },
+        { "tempdisk-swap=0\n", NULL },
+        { "tempdisk-swap=1M\n", NULL },
+        { "tempdisk-swap=1T\n", NULL },
+        { "tempdisk-swap=2048\n", "is not 0 or a size such as 512M or 4G" },
+        { "tempdisk-swap=2g\n", "is not 0 or a size such as 512M or 4G" },
+        { "tempdisk-swap=02G\n", "is not 0 or a size such as 512M or 4G" },
+        { "tempdisk-swap=-1G\n", "is not 0 or a size such as 512M or 4G" },
+        { "tempdisk-swap=G\n", "is not 0 or a size such as 512M or 4G" },
+        { "tempdisk-swap=1.5G\n", "is not 0 or a size such as 512M or 4G" },
+        { "tempdisk-swap=1000000G\n", "is not 0 or a size such as 512M or 4G" },
+        { "tempdisk-swap=512K\n", "not between 1M and 1T" },
+        { "tempdisk-swap=1025K\n", "not between 1M and 1T in steps of 4K" },
+        { "tempdisk-swap=2T\n", "not between 1M and 1T" },
+        { "tempdisk-fs=ext4\ntempdisk-fs=xfs\n", "cfg:2: 'tempdisk-fs' is set twice" },
         { "volume=sda2\n", "neither a /dev path nor UUID=" },
         { "volume=UUID=1234\n", "neither a /dev path nor UUID=" },
         { "volume=/dev/vda2 bad/name\n", "volume name 'bad/name' is invalid" },
@@ -115,6 +134,10 @@ static void test_defaults(void) {
         CHECK_STREQ(c.tpm, "device:/dev/tpmrm0", "default TCTI");
         CHECK(c.gate_pcr == 15, "default gate PCR 15");
         CHECK(c.tempdisk == TEMPDISK_AUTO, "temp disk detected by default");
+        CHECK(c.tempdisk_disks == TEMPDISK_DISKS_FIRST && c.tempdisk_fs == TEMPDISK_FS_EXT4 &&
+                      c.tempdisk_crypt == TEMPDISK_CRYPT_LUKS2 && c.tempdisk_swap == 0,
+              "temp disk defaults: first disk, ext4, LUKS2, no swap");
+        CHECK_STREQ(c.tempdisk_mount, "/mnt/resource", "temp disk mounted at /mnt/resource by default");
         CHECK(c.policy == NULL, "no attestation policy by default");
         CHECK_STREQ(c.event_log, "/run/log/systemd/tpm2-measure.log", "default event log shared with systemd");
         config_done(&c);
@@ -165,6 +188,13 @@ static void test_cmdline_values(void) {
         CHECK(r == 0 && c.n_volumes == 1, "quoted volume parsed");
         CHECK(c.n_volumes == 1 && strcmp(c.volumes[0].name, "root") == 0, "volume name kept");
         CHECK(c.tempdisk == TEMPDISK_OFF, "tempdisk=off disables the temp disk");
+        config_done(&c);
+        config_init(&c);
+        text = "cvmcrypt.tempdisk-swap=512M cvmcrypt.tempdisk-mode=each cvmcrypt.tempdisk-crypt=plain";
+        r = config_parse_cmdline_text(&c, text, strlen(text), "cmdline", &err);
+        CHECK(r == 0 && c.tempdisk_swap == 512u << 20 && c.tempdisk_disks == TEMPDISK_DISKS_EACH &&
+                      c.tempdisk_crypt == TEMPDISK_CRYPT_PLAIN,
+              "temp disk swap, mode and crypt from the kernel command line (%s)", err.message);
         memset(big, 'a', sizeof(big));
         r = config_parse_cmdline_text(&c, big, sizeof(big), "cmdline", &err);
         CHECK(r == -EFBIG, "overlong kernel command line rejected: %s", err.message);
