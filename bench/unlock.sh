@@ -3,10 +3,11 @@
 # cvmcrypt unlock --test against systemd-cryptsetup's TPM2 path and clevis tpm2, median of RUNS
 # runs each, and count the TPM commands each sends (tss2 pcap TCTI). Appends to bench/RESULTS.md.
 # Usage: bench/unlock.sh [BUILD_DIR]   (default build/; run scripts/build.sh build first)
+#        CVMCRYPT=/path/to/cvmcrypt bench/unlock.sh   (a binary outside a build dir)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
-cvm=$build/cvmcrypt
+cvm=${CVMCRYPT:-$build/cvmcrypt}
 RUNS=${RUNS:-11}
 [ "$RUNS" -ge 11 ] || { echo "RUNS must be at least 11" >&2; exit 2; }
 [ -x "$cvm" ] || { echo "no $cvm: run scripts/build.sh build" >&2; exit 1; }

@@ -9,6 +9,8 @@ packages=(
         # tests: TPM emulator and tools, LUKS tools, bats, fuzzing, fixtures
         swtpm swtpm-tools tpm2-tools cryptsetup-bin e2fsprogs bats
         clang libclang-rt-14-dev python3 openssl xxd man-db
+        # crash tests: SIGKILL at every write through strace's fault injection
+        strace
         # temp disk guard tests: partition tables, NTFS volumes like Azure's, XFS
         fdisk ntfs-3g xfsprogs
         # e2e tier (tests/e2e): qemu TCG boots of Debian's kernel, which tests/e2e/lib.sh fetches with

@@ -25,9 +25,15 @@ typedef struct CliArgs {
         const char *recovery_key_file;
         bool pin;
         const char *pin_file;
+        bool attest;            /* enroll: bind the gate PCR to its predicted attested value */
         /* reseal, recover, remove */
         int token;
         bool token_given;
+        /* recover: the escrow a first boot wrote, and the admin's private key that opens it */
+        const char *escrow;
+        const char *escrow_key;
+        /* image-prepare */
+        const char *key_file;   /* receives the build-time key */
         /* unlock */
         bool test;
         bool ask;
@@ -67,6 +73,13 @@ int verify_predict(const CliArgs *args, int argc, char **argv);
 int verify_cap(const CliArgs *args, int argc, char **argv);
 int verify_reseal(const CliArgs *args, int argc, char **argv);
 int verify_remove(const CliArgs *args, int argc, char **argv);
+int verify_recover(const CliArgs *args, int argc, char **argv);
+int verify_image_prepare(const CliArgs *args, int argc, char **argv);
+
+/* What `predict` digests: the binary (--binary, else this one), the configuration file in use, and
+ * the anchors and policy (--anchors, --policy, else the configuration's). */
+struct MeasureInputs;
+void predict_inputs(const Config *cfg, const CliArgs *args, struct MeasureInputs *ret);
 
 int verb_enroll(const Config *cfg, const CliArgs *args, int argc, char **argv);
 int verb_unlock(const Config *cfg, const CliArgs *args, int argc, char **argv);
@@ -80,3 +93,7 @@ int verb_status(const Config *cfg, const CliArgs *args, int argc, char **argv);
 int verb_reseal(const Config *cfg, const CliArgs *args, int argc, char **argv);
 int verb_recover(const Config *cfg, const CliArgs *args, int argc, char **argv);
 int verb_remove(const Config *cfg, const CliArgs *args, int argc, char **argv);
+int verb_provision(const Config *cfg, const CliArgs *args, int argc, char **argv);
+int verb_image_prepare(const Config *cfg, const CliArgs *args, int argc, char **argv);
+/* recover --escrow: the recovery key from the escrow (secmem) */
+int escrow_read_key(const CliArgs *args, char **ret, size_t *ret_size);

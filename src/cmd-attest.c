@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* cvmcrypt attest show|verify|fetch: the command-line face of attest.h, hcl.h and attest-fetch.h. */
+/* cvmcrypt attest show|verify|fetch: the command-line face of attest-gate.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -7,12 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "attest-fetch.h"
-#include "attest.h"
-#include "json-strict.h"
+#include "attest-gate.h"
 #include "cli.h"
 #include "encoding.h"
-#include "hcl.h"
+#include "json-strict.h"
 #include "log.h"
 
 #ifndef CVM_ANCHORS_DIR
@@ -20,10 +18,7 @@
 #endif
 
 #define NONCE_MAX 64
-#define QUOTE_NONCE_SIZE 32
-#define TIMEOUT_DEFAULT 10u
 #define TIMEOUT_MAX 600u
-#define TPM_ALG_SHA256 0x000Bu
 
 static int parse_timeout(const char *s, unsigned *ret) {
         unsigned v = 0;
@@ -38,15 +33,6 @@ static int parse_timeout(const char *s, unsigned *ret) {
         if (v > TIMEOUT_MAX)
                 return -EINVAL;
         *ret = v;
-        return 0;
-}
-
-static int hex_decode(const char *s, uint8_t *out, size_t max, size_t *ret_size) {
-        size_t len = strlen(s);
-
-        if (len == 0 || len % 2 || len / 2 > max || hex_decode_exact(s, len, out, len / 2) < 0)
-                return -EINVAL;
-        *ret_size = len / 2;
         return 0;
 }
 
@@ -72,7 +58,7 @@ int verify_attest(const CliArgs *args, int argc, char **argv) {
                         return log_error_errno(-EINVAL, "attest fetch: give --source SOURCE and the FILE to write the report to");
                 if (verify_any || args->quote || args->quote_sig || args->pcr_values)
                         return log_error_errno(-EINVAL, "attest fetch: --vcek, --chain, --anchors, --policy, --crl and the quote options are for 'attest verify'");
-                if (args->nonce && hex_decode(args->nonce, nonce, NONCE_MAX, &nonce_size) < 0)
+                if (args->nonce && attest_hex_parse(args->nonce, nonce, NONCE_MAX, &nonce_size) < 0)
                         return log_error_errno(-EINVAL, "attest fetch: --nonce must be 1..%d bytes as hex", NONCE_MAX);
                 return 0;
         }
@@ -95,161 +81,48 @@ int verify_attest(const CliArgs *args, int argc, char **argv) {
         return 0;
 }
 
-/* ---- evidence: a report from a file or a live source ---- */
+/* ---- the request: what the options say ---- */
 
-typedef struct Evidence {
-        const char *name; /* the file, or what the source is called in messages */
-        bool is_hcl;
-        bool live; /* fetched just now, with our nonce */
-        AttestSource source;
-        unsigned timeout;
-        SnpReport report;
-        HclReport hcl;
-        AttestEvidence raw;
-        bool has_table;
-        SnpCertTable table;
-        TpmContext *tpm; /* hcl-nv: still open for the live AK checks */
-} Evidence;
-
-static void evidence_done(Evidence *e) {
-        hcl_report_done(&e->hcl);
-        attest_evidence_done(&e->raw);
-        e->tpm = tpm_close(e->tpm);
-}
-
-static int evidence_parse(Evidence *e, const uint8_t *data, size_t size) {
+/* The request of the command line, with the configuration's anchors and policy as defaults. The
+ * vTPM is opened for hcl-nv (*ret_tpm, the caller closes it). */
+static int build_request(const Config *cfg, const CliArgs *args, const char *path, const char *verb, AttestRequest *rq,
+                         TpmContext **ret_tpm) {
+        const char *source_path = NULL;
+        AttestSource source = ATTEST_SOURCE_HCL_NV;
+        unsigned timeout = 0;
         int k;
 
-        if (e->is_hcl) {
-                k = hcl_report_parse(data, size, &e->hcl);
-                if (k == -EOPNOTSUPP)
-                        return log_error_errno(k, "attest: %s: HCL report of a type we do not support (TDX?)", e->name);
-                if (k < 0)
-                        return log_error_errno(k, "attest: %s: not a valid Azure HCL report (run with -v for details)", e->name);
-                e->report = e->hcl.snp;
-                return 0;
-        }
-        k = snp_report_parse(data, size, &e->report);
-        if (k < 0)
-                return log_error_errno(k, "attest: %s: not a valid SEV-SNP report%s (run with -v for details)", e->name,
-                                       size >= 4 && memcmp(data, "HCLA", 4) == 0 ? " (an Azure HCL blob? use --hcl)" : "");
-        return 0;
-}
-
-static int evidence_load_file(const char *path, bool is_hcl, Evidence *e) {
-        _cleanup_free_ uint8_t *data = NULL;
-        size_t size;
-        int k;
-
-        e->name = path;
-        e->is_hcl = is_hcl;
-        k = attest_read_file(path, is_hcl ? HCL_BLOB_MAX : SNP_REPORT_SIZE * 4, &data, &size);
-        if (k < 0)
-                return log_error_errno(k, "attest: %s: cannot read: %m", path);
-        return evidence_parse(e, data, size);
-}
-
-static int fetch_error(const Evidence *e, int r) {
-        bool hcl = e->source == ATTEST_SOURCE_HCL_NV;
-
-        switch (r) {
-        case -ENODEV:
-                if (hcl)
-                        return log_error_errno(r, "attest: not an Azure CVM vTPM: NV index 0x%08x (HCL report) is not defined", HCL_NV_INDEX);
-                if (e->source == ATTEST_SOURCE_TSM)
-                        return log_error_errno(r, "attest: %s: no configfs-tsm report provider here", e->name);
-                return log_error_errno(r, "attest: %s: no SEV-SNP guest device here", e->name);
-        case -EBADE:
-                if (hcl)
-                        return log_error_errno(r, "attest: the HCL report's user-data is not the nonce written to NV index 0x%08x: the paravisor did not refresh it within %u s (stale report)",
-                                               HCL_USER_DATA_NV_INDEX, e->timeout);
-                return log_error_errno(r, "attest: %s: the report's REPORT_DATA is not the nonce we sent (stale or replayed report)", e->name);
-        case -EBUSY:
-                return log_error_errno(r, "attest: %s: another writer kept changing our report entry (generation); giving up", e->name);
-        case -ETIME:
-                return log_error_errno(r, "attest: %s: no report within %u s", e->name, e->timeout);
-        case -EOPNOTSUPP:
-                if (hcl)
-                        return log_error_errno(r, "attest: %s: HCL report of a type we do not support (TDX?)", e->name);
-                return log_error_errno(r, "attest: %s: the configfs-tsm provider is not sev_guest (run with -v)", e->name);
-        case -EIO:
-                if (e->source == ATTEST_SOURCE_SEV_GUEST)
-                        return log_error_errno(r, "attest: %s: the SEV firmware refused the report request (run with -v)", e->name);
-                break;
-        case -EMSGSIZE:
-                if (hcl)
-                        return log_error_errno(r, "attest: NV index 0x%08x is smaller than the %d-byte nonce",
-                                               HCL_USER_DATA_NV_INDEX, ATTEST_NONCE_SIZE);
-                break;
-        case -EACCES:
-        case -ENOKEY:
-                if (hcl)
-                        return log_error_errno(r, "attest: the vTPM refused owner authorization for NV index 0x%08x or 0x%08x (run with -v)",
-                                               HCL_USER_DATA_NV_INDEX, HCL_NV_INDEX);
-                break;
-        case -EBADMSG:
-                if (hcl)
-                        return log_error_errno(r, "attest: %s: not a valid Azure HCL report (run with -v for details)", e->name);
-                return log_error_errno(r, "attest: %s: not a valid SEV-SNP report or response (run with -v for details)", e->name);
-        }
-        return log_error_errno(r, "attest: %s: %m", e->name);
-}
-
-/* Asks the source for a report with nonce as its report data / user-data. */
-static int evidence_fetch(const Config *cfg, const CliArgs *args, const uint8_t nonce[ATTEST_NONCE_SIZE], Evidence *e) {
-        const char *path;
-        unsigned timeout = TIMEOUT_DEFAULT;
-        int k;
-
-        if (attest_source_parse(args->source, &e->source, &path) < 0 || (args->timeout && parse_timeout(args->timeout, &timeout) < 0))
+        if (args->source && (attest_source_parse(args->source, &source, &source_path) < 0 ||
+                             (args->timeout && parse_timeout(args->timeout, &timeout) < 0)))
                 return -EINVAL; /* checked by verify_attest() */
-        e->timeout = timeout;
-        e->live = true;
-        e->is_hcl = e->source == ATTEST_SOURCE_HCL_NV;
-        switch (e->source) {
-        case ATTEST_SOURCE_HCL_NV:
-                e->name = "vTPM NV 0x01400001";
-                k = tpm_open(cfg->tpm, &e->tpm);
+        *rq = (AttestRequest){
+                .file = args->hcl ? args->hcl : path,
+                .file_is_hcl = args->hcl != NULL,
+                .live = args->source != NULL,
+                .source = source,
+                .source_path = source_path,
+                .timeout = timeout,
+                .vcek = args->vcek,
+                .chain = args->chain,
+                .certs = args->certs,
+                .crl = args->crl,
+                .anchors = args->anchors ? args->anchors : cfg->anchors ? cfg->anchors : CVM_ANCHORS_DIR,
+                .policy = args->policy ? args->policy : cfg->policy,
+                .quote = args->quote,
+                .quote_sig = args->quote_sig,
+                .pcr_values = args->pcr_values,
+                .quote_nonce = args->nonce,
+        };
+        if (rq->live && source == ATTEST_SOURCE_HCL_NV) {
+                k = tpm_open(cfg->tpm, ret_tpm);
                 if (k < 0)
-                        return log_error_errno(k, "attest: cannot open the TPM %s: %m", cfg->tpm);
-                k = attest_fetch_hcl_nv(e->tpm, nonce, timeout * 1000u, &e->raw);
-                break;
-        case ATTEST_SOURCE_TSM:
-                e->name = path;
-                k = attest_fetch_tsm(path, nonce, timeout * 1000u, &e->raw);
-                break;
-        default:
-                e->name = path;
-                k = attest_fetch_sev_guest(path, nonce, &e->raw);
-                break;
-        }
-        if (k < 0)
-                return fetch_error(e, k);
-        k = evidence_parse(e, e->raw.report, e->raw.report_size);
-        if (k < 0)
-                return k;
-        if (e->raw.certs) {
-                k = snp_cert_table_parse(e->raw.certs, e->raw.certs_size, &e->table);
-                if (k < 0)
-                        return log_error_errno(k, "attest: %s: malformed certificate table (run with -v for details)", e->name);
-                e->has_table = true;
+                        return log_error_errno(k, "%s: cannot open the TPM %s: %m", verb, cfg->tpm);
+                rq->tpm = *ret_tpm;
         }
         return 0;
 }
 
-static int evidence_load(const Config *cfg, const CliArgs *args, const char *path, Evidence *e) {
-        uint8_t nonce[ATTEST_NONCE_SIZE];
-        int k;
-
-        if (!args->source)
-                return evidence_load_file(args->hcl ? args->hcl : path, args->hcl != NULL, e);
-        k = attest_random(nonce, sizeof(nonce));
-        if (k < 0)
-                return log_error_errno(k, "attest: cannot get random bytes: %m");
-        return evidence_fetch(cfg, args, nonce, e);
-}
-
-static int table_kinds_json(const Evidence *e, json_object *o) {
+static int table_kinds_json(const AttestSubject *e, json_object *o) {
         json_object *list = json_object_new_array();
 
         if (json_add(o, "certificates", list) < 0)
@@ -347,13 +220,19 @@ static int hcl_to_json(const HclReport *h, json_object *o) {
 }
 
 static int attest_show(const Config *cfg, const CliArgs *args, const char *path) {
-        _cleanup_(evidence_done) Evidence e = {};
+        _cleanup_(tpm_closep) TpmContext *tpm = NULL;
+        _cleanup_(attest_subject_done) AttestSubject e = {};
         _cleanup_(json_object_putp) json_object *root = NULL, *rep = NULL;
+        char why[ATTEST_WHY_MAX] = "";
+        AttestRequest rq;
         int k;
 
-        k = evidence_load(cfg, args, path, &e);
+        k = build_request(cfg, args, path, "attest", &rq, &tpm);
         if (k < 0)
                 return k;
+        k = attest_subject_load(&rq, &e, why, sizeof(why));
+        if (k < 0)
+                return log_error_errno(k, "attest: %s", why);
         k = snp_report_to_json(&e.report, &rep);
         if (k < 0)
                 return log_error_errno(k, "attest: out of memory");
@@ -396,7 +275,7 @@ static int write_file_at(int dirfd, const char *path, const uint8_t *data, size_
 }
 
 /* Each known certificate of the table as DIR/NAME.der, exactly as the source gave it. */
-static int write_table_certs(const Evidence *e, const char *dir) {
+static int write_table_certs(const AttestSubject *e, const char *dir) {
         _cleanup_close_ int dfd = -EBADF;
         char name[16];
         int k;
@@ -418,23 +297,26 @@ static int write_table_certs(const Evidence *e, const char *dir) {
 }
 
 static int attest_fetch(const Config *cfg, const CliArgs *args, const char *out) {
-        _cleanup_(evidence_done) Evidence e = {};
+        _cleanup_(tpm_closep) TpmContext *tpm = NULL;
+        _cleanup_(attest_subject_done) AttestSubject e = {};
         uint8_t nonce[ATTEST_NONCE_SIZE] = {};
-        char hex[2 * ATTEST_NONCE_SIZE + 1];
+        char hex[2 * ATTEST_NONCE_SIZE + 1], why[ATTEST_WHY_MAX] = "";
+        AttestRequest rq;
         size_t n;
         int k;
 
-        if (args->nonce) {
-                if (hex_decode(args->nonce, nonce, sizeof(nonce), &n) < 0)
-                        return -EINVAL; /* checked by verify_attest() */
-        } else {
-                k = attest_random(nonce, sizeof(nonce));
-                if (k < 0)
-                        return log_error_errno(k, "attest fetch: cannot get random bytes: %m");
-        }
-        k = evidence_fetch(cfg, args, nonce, &e);
+        k = build_request(cfg, args, NULL, "attest fetch", &rq, &tpm);
         if (k < 0)
                 return k;
+        rq.quote_nonce = NULL;
+        if (args->nonce) {
+                if (attest_hex_parse(args->nonce, nonce, sizeof(nonce), &n) < 0)
+                        return -EINVAL; /* checked by verify_attest() */
+                rq.nonce = nonce;
+        }
+        k = attest_subject_load(&rq, &e, why, sizeof(why));
+        if (k < 0)
+                return log_error_errno(k, "attest: %s", why);
         if (args->certs && !e.has_table)
                 return log_error_errno(-ENOENT, "attest fetch: %s gave no certificate table for --certs", e.name);
         k = write_file_at(AT_FDCWD, out, e.raw.report, e.raw.report_size);
@@ -445,7 +327,7 @@ static int attest_fetch(const Config *cfg, const CliArgs *args, const char *out)
                 if (k < 0)
                         return k;
         }
-        hex_encode(nonce, sizeof(nonce), hex);
+        hex_encode(e.nonce, sizeof(e.nonce), hex);
         if (args->json) {
                 _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
@@ -470,188 +352,7 @@ static int attest_fetch(const Config *cfg, const CliArgs *args, const char *out)
 
 /* ---- verify ---- */
 
-static int load_quote_inputs(const CliArgs *args, uint8_t **attest, size_t *attest_size, uint8_t **sig, size_t *sig_size,
-                             TpmPcrValues *pcrs, uint8_t *nonce, size_t *nonce_size) {
-        _cleanup_free_ uint8_t *text = NULL;
-        size_t text_size;
-        int k;
-
-        if (hex_decode(args->nonce, nonce, NONCE_MAX, nonce_size) < 0)
-                return log_error_errno(-EINVAL, "attest verify: --nonce must be 1..%d bytes as hex", NONCE_MAX);
-        k = attest_read_file(args->quote, HCL_QUOTE_MAX, attest, attest_size);
-        if (k < 0)
-                return log_error_errno(k, "attest verify: %s: cannot read: %m", args->quote);
-        k = attest_read_file(args->quote_sig, 4096, sig, sig_size);
-        if (k < 0)
-                return log_error_errno(k, "attest verify: %s: cannot read: %m", args->quote_sig);
-        k = attest_read_file(args->pcr_values, 64 * 1024, &text, &text_size);
-        if (k < 0)
-                return log_error_errno(k, "attest verify: %s: cannot read: %m", args->pcr_values);
-        k = hcl_parse_pcr_values((const char *) text, text_size, pcrs);
-        if (k < 0)
-                return log_error_errno(k, "attest verify: %s: not 'INDEX HEX' lines of SHA-256 PCR values", args->pcr_values);
-        return 0;
-}
-
-static int push_cert(STACK_OF(X509) *s, X509 *c) {
-        if (!sk_X509_push(s, c)) {
-                X509_free(c);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-/* DIR/NAME.pem or DIR/NAME.der, one certificate. 0 and NULL if neither exists. */
-static int load_dir_cert(const char *dir, const char *name, X509 **ret) {
-        _cleanup_(sk_X509_pop_freep) STACK_OF(X509) *certs = NULL;
-        _cleanup_free_ char *pem = NULL, *der = NULL;
-        bool has_pem, has_der;
-        int k;
-
-        *ret = NULL;
-        if (asprintf(&pem, "%s/%s.pem", dir, name) < 0 || asprintf(&der, "%s/%s.der", dir, name) < 0)
-                return log_error_errno(-ENOMEM, "attest verify: out of memory");
-        has_pem = access(pem, F_OK) == 0;
-        has_der = access(der, F_OK) == 0;
-        if (has_pem && has_der)
-                return log_error_errno(-EINVAL, "attest verify: %s: both %s.pem and %s.der; which one?", dir, name, name);
-        if (!has_pem && !has_der)
-                return 0;
-        k = attest_load_certs(has_pem ? pem : der, &certs);
-        if (k < 0 || sk_X509_num(certs) != 1)
-                return log_error_errno(k < 0 ? k : -EBADMSG, "attest verify: %s: not exactly one certificate (PEM or DER)",
-                                       has_pem ? pem : der);
-        *ret = sk_X509_shift(certs);
-        return 1;
-}
-
-/* The leaf (by the report's signing key) and, when chain_too, the chain from --certs DIR. */
-static int certs_from_dir(const char *dir, bool vlek, bool chain_too, X509 **ret_leaf, STACK_OF(X509) *chain) {
-        static const char *const chain_names[] = { "ask", "asvk", "ark" };
-        const char *leaf_name = vlek ? "vlek" : "vcek";
-        int k;
-
-        k = load_dir_cert(dir, leaf_name, ret_leaf);
-        if (k < 0)
-                return k;
-        if (k == 0)
-                return log_error_errno(-ENOENT, "attest verify: %s: no %s.pem or %s.der (the report is signed by a %s)", dir,
-                                       leaf_name, leaf_name, vlek ? "VLEK" : "VCEK");
-        for (size_t i = 0; chain_too && i < ELEMENTSOF(chain_names); i++) {
-                X509 *c;
-
-                k = load_dir_cert(dir, chain_names[i], &c);
-                if (k < 0)
-                        return k;
-                if (k > 0 && push_cert(chain, c) < 0)
-                        return log_error_errno(-ENOMEM, "attest verify: out of memory");
-        }
-        return 0;
-}
-
-/* The leaf (by the report's signing key) and, when chain_too, ASK and ARK from the report's table. */
-static int certs_from_table(const Evidence *e, bool vlek, bool chain_too, X509 **ret_leaf, STACK_OF(X509) *chain) {
-        const SnpCertEntry *leaf = snp_cert_table_find(&e->table, vlek ? SNP_CERT_VLEK : SNP_CERT_VCEK);
-        int k;
-
-        if (!leaf)
-                return log_error_errno(-ENOENT, "attest verify: %s: the report is signed by a %s but its certificate table has none; give --vcek or --certs",
-                                       e->name, vlek ? "VLEK" : "VCEK");
-        k = snp_cert_table_x509(e->raw.certs, leaf, ret_leaf);
-        if (k < 0)
-                return log_error_errno(k, "attest verify: %s: the %s in the certificate table is not a DER certificate", e->name,
-                                       vlek ? "VLEK" : "VCEK");
-        for (SnpCertKind kind = SNP_CERT_ASK; chain_too && kind <= SNP_CERT_ARK; kind++) {
-                const SnpCertEntry *c = snp_cert_table_find(&e->table, kind);
-                X509 *x;
-
-                if (!c)
-                        continue;
-                k = snp_cert_table_x509(e->raw.certs, c, &x);
-                if (k < 0)
-                        return log_error_errno(k, "attest verify: %s: the %s in the certificate table is not a DER certificate",
-                                               e->name, snp_cert_kind_to_string(kind));
-                if (push_cert(chain, x) < 0)
-                        return log_error_errno(-ENOMEM, "attest verify: out of memory");
-        }
-        return 0;
-}
-
-/* Leaf and chain, most explicit source first: --vcek (+ --chain), --certs DIR, the report's own
- * certificate table. A --chain file replaces the chain of the other two. */
-static int load_certs(const CliArgs *args, const Evidence *e, X509 **ret_leaf, STACK_OF(X509) **ret_chain) {
-        _cleanup_(sk_X509_pop_freep) STACK_OF(X509) *leaf_file = NULL, *chain = NULL;
-        bool vlek = snp_report_signing_key(&e->report) == SNP_SIGNING_KEY_VLEK;
-        int k;
-
-        if (args->chain) {
-                k = attest_load_certs(args->chain, &chain);
-                if (k < 0)
-                        return log_error_errno(k, "attest verify: %s: no certificates (PEM or DER)", args->chain);
-        } else {
-                chain = sk_X509_new_null();
-                if (!chain)
-                        return log_error_errno(-ENOMEM, "attest verify: out of memory");
-        }
-        if (args->vcek) {
-                k = attest_load_certs(args->vcek, &leaf_file);
-                if (k < 0)
-                        return log_error_errno(k, "attest verify: %s: no certificate (PEM or DER)", args->vcek);
-                /* The first certificate is the VCEK/VLEK; any that follow (a KDS "VCEK + chain" file) are
-                 * treated as part of the chain. */
-                *ret_leaf = sk_X509_shift(leaf_file);
-                while (sk_X509_num(leaf_file) > 0)
-                        if (push_cert(chain, sk_X509_shift(leaf_file)) < 0)
-                                return log_error_errno(-ENOMEM, "attest verify: out of memory");
-        } else if (args->certs)
-                k = certs_from_dir(args->certs, vlek, !args->chain, ret_leaf, chain);
-        else if (e->has_table)
-                k = certs_from_table(e, vlek, !args->chain, ret_leaf, chain);
-        else
-                k = log_error_errno(-ENOENT, "attest verify: %s came without certificates; give --vcek or --certs", e->name);
-        if (k < 0)
-                return k;
-        *ret_chain = TAKE_PTR(chain);
-        return 0;
-}
-
-/* Azure, on the VM itself: the vTPM's key at 0x81000003 is HCLAkPub, and it quotes the boot PCRs
- * with a fresh nonce. The quote is checked with HCLAkPub from the (verified) report, never with
- * the key the TPM reported. */
-static int hcl_check_live(const Evidence *e, AttestProblems *problems) {
-        _cleanup_(tpm_quote_done) TpmQuote q = {};
-        uint8_t nonce[QUOTE_NONCE_SIZE];
-        TpmRsaPublic key;
-        TpmPcrValues pcrs;
-        int k;
-
-        k = attest_random(nonce, sizeof(nonce));
-        if (k < 0)
-                return log_error_errno(k, "attest verify: cannot get random bytes: %m");
-        k = tpm_quote(e->tpm, HCL_AK_HANDLE, TPM_ALG_SHA256, HCL_QUOTE_PCR_MASK, nonce, sizeof(nonce), &key, &q);
-        if (k == -ENOENT || k == -EMEDIUMTYPE) {
-                attest_problem_add(problems, "hcl-ak", k == -ENOENT ? "no key at persistent handle 0x%08x in the vTPM" :
-                                   "the vTPM key at 0x%08x is not an RSA key", HCL_AK_HANDLE);
-                return -EBADE;
-        }
-        if (k < 0)
-                return log_error_errno(k, "attest verify: the vTPM cannot quote with the key at 0x%08x: %m", HCL_AK_HANDLE);
-        k = hcl_check_ak(&e->hcl, &key, problems);
-        if (k < 0)
-                return k == -EBADE ? k : log_error_errno(k, "attest verify: %m");
-        k = tpm_pcr_read(e->tpm, TPM_ALG_SHA256, HCL_QUOTE_PCR_MASK, &pcrs);
-        if (k < 0)
-                return log_error_errno(k, "attest verify: cannot read the PCRs: %m");
-        k = hcl_quote_verify(q.attest, q.attest_size, q.signature, q.signature_size, e->hcl.ak_pub, nonce, sizeof(nonce),
-                             &pcrs, problems);
-        if (k == -EBADMSG || k == -EOPNOTSUPP)
-                return log_error_errno(k, "attest verify: the vTPM's quote is not one we can check");
-        if (k < 0 && k != -EBADE)
-                return log_error_errno(k, "attest verify: %m");
-        return k;
-}
-
-static int verdict_json(const CliArgs *args, const Evidence *e, bool ok, const AttestChainInfo *info,
+static int verdict_json(const AttestSubject *e, bool ok, bool quote_checked, const AttestChainInfo *info,
                         const uint8_t policy_digest[32], const AttestProblems *problems) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *list = json_object_new_array();
@@ -671,7 +372,7 @@ static int verdict_json(const CliArgs *args, const Evidence *e, bool ok, const A
         if (json_add(o, "ark_sha256", json_object_new_string(fp)) < 0 ||
             (e->is_hcl && json_add(o, "hcl_checked", json_object_new_boolean(true)) < 0) ||
             (live_hcl && json_add(o, "ak_checked", json_object_new_boolean(true)) < 0) ||
-            ((args->quote || live_hcl) && json_add(o, "quote_checked", json_object_new_boolean(true)) < 0) ||
+            (quote_checked && json_add(o, "quote_checked", json_object_new_boolean(true)) < 0) ||
             json_add(o, "problems", list) < 0)
                 return -ENOMEM;
         for (size_t i = 0; i < problems->n; i++) {
@@ -688,7 +389,7 @@ static int verdict_json(const CliArgs *args, const Evidence *e, bool ok, const A
         return print_json(o);
 }
 
-static void print_verdict(const CliArgs *args, const Evidence *e, const AttestChainInfo *info, const uint8_t digest[32]) {
+static void print_verdict(const AttestSubject *e, bool quote_checked, const AttestChainInfo *info, const uint8_t digest[32]) {
         char fp[65], pd[65];
 
         hex_encode(info->ark_sha256, 32, fp);
@@ -702,111 +403,46 @@ static void print_verdict(const CliArgs *args, const Evidence *e, const AttestCh
                 printf("report: fresh from %s, REPORT_DATA is our nonce\n", attest_source_to_string(e->source));
         else if (e->is_hcl)
                 printf("hcl: runtime data bound to REPORT_DATA%s\n",
-                       args->quote ? "; quote signed by HCLAkPub, nonce and PCR digest match" : "");
+                       quote_checked ? "; quote signed by HCLAkPub, nonce and PCR digest match" : "");
         printf("policy: sha256 %s\n", pd);
 }
 
+static void verdict_freep(AttestVerdict **v) {
+        if (*v)
+                attest_verdict_done(*v);
+        free(*v);
+}
+
 static int attest_verify(const Config *cfg, const CliArgs *args, const char *path) {
-        _cleanup_(evidence_done) Evidence e = {};
-        _cleanup_(sk_X509_pop_freep) STACK_OF(X509) *chain = NULL;
-        _cleanup_(sk_X509_CRL_pop_freep) STACK_OF(X509_CRL) *crls = NULL;
-        _cleanup_(attest_anchors_freep) AttestAnchors *anchors = NULL;
-        _cleanup_(X509_freep) X509 *leaf = NULL;
-        _cleanup_free_ uint8_t *quote = NULL, *quote_sig = NULL;
-        const char *anchors_dir = args->anchors ? args->anchors : cfg->anchors ? cfg->anchors : CVM_ANCHORS_DIR;
-        const char *policy_path = args->policy ? args->policy : cfg->policy;
-        AttestProblems problems;
-        AttestChainInfo info = {};
-        AttestPolicy policy;
-        uint8_t digest[32];
-        char why[256];
+        _cleanup_(tpm_closep) TpmContext *tpm = NULL;
+        _cleanup_(verdict_freep) AttestVerdict *v = calloc(1, sizeof(AttestVerdict));
+        char why[ATTEST_WHY_MAX] = "";
+        AttestRequest rq;
         int k;
 
-        /* Everything from files first: a mistake there should not cost a fresh report. */
-        attest_policy_init(&policy);
-        if (policy_path) {
-                k = attest_policy_load(policy_path, &policy, why, sizeof(why));
-                if (k < 0)
-                        return log_error_errno(k, "attest verify: policy %s: %s", policy_path, why);
-        }
-        k = attest_policy_digest(&policy, digest);
-        if (k < 0)
-                return log_error_errno(k, "attest verify: cannot digest the policy: %m");
-        if (args->crl) {
-                X509_CRL *crl = NULL;
-
-                crls = sk_X509_CRL_new_null();
-                if (!crls)
-                        return log_error_errno(-ENOMEM, "attest verify: out of memory");
-                k = attest_load_crl(args->crl, &crl);
-                if (k < 0)
-                        return log_error_errno(k, "attest verify: %s: not a CRL (PEM or DER)", args->crl);
-                if (!sk_X509_CRL_push(crls, crl)) {
-                        X509_CRL_free(crl);
-                        return log_error_errno(-ENOMEM, "attest verify: out of memory");
-                }
-        }
-        k = attest_anchors_load(anchors_dir, &anchors);
-        if (k < 0)
-                return log_error_errno(k, "attest verify: trust anchors %s: %m", anchors_dir);
-
-        k = evidence_load(cfg, args, path, &e);
+        if (!v)
+                return log_error_errno(-ENOMEM, "attest verify: out of memory");
+        k = build_request(cfg, args, path, "attest verify", &rq, &tpm);
         if (k < 0)
                 return k;
-        k = load_certs(args, &e, &leaf, &chain);
+        k = attest_verify_run(&rq, v, why, sizeof(why));
         if (k < 0)
-                return k;
-
-        attest_problems_init(&problems);
-        k = attest_verify_report(&e.report, leaf, chain, anchors, crls, &info, &problems);
-        if (k < 0 && k != -EBADE && k != -EBADMSG)
-                return log_error_errno(k, "attest verify: %m");
-        if (e.is_hcl) {
-                k = hcl_check_binding(&e.hcl, &problems);
-                if (k < 0 && k != -EBADE)
-                        return log_error_errno(k, "attest verify: %m");
-        }
-        if (e.live && e.is_hcl) {
-                k = hcl_check_live(&e, &problems);
-                if (k < 0 && k != -EBADE)
-                        return k;
-        } else if (args->quote) {
-                uint8_t nonce[NONCE_MAX];
-                size_t quote_size = 0, sig_size = 0, nonce_size = 0;
-                TpmPcrValues pcrs;
-
-                k = load_quote_inputs(args, &quote, &quote_size, &quote_sig, &sig_size, &pcrs, nonce, &nonce_size);
-                if (k < 0)
-                        return k;
-                k = hcl_quote_verify(quote, quote_size, quote_sig, sig_size, e.hcl.ak_pub, nonce, nonce_size, &pcrs, &problems);
-                if (k == -EBADMSG || k == -EOPNOTSUPP)
-                        return log_error_errno(k, "attest verify: %s: not a TPM2 quote we can check", args->quote);
-                if (k < 0 && k != -EBADE)
-                        return log_error_errno(k, "attest verify: %m");
-        }
-        /* The policy speaks about a report whose TCB layout is known; without it (the certificate
-         * named no product) the chain checks above have already failed. */
-        if (e.report.tcb_layout_known) {
-                k = attest_policy_check(&policy, &e.report, e.is_hcl ? &e.hcl.vm_config : NULL, &problems);
-                if (k < 0 && k != -EBADE)
-                        return log_error_errno(k, "attest verify: %m");
-        }
-
+                return log_error_errno(k, "attest verify: %s", why);
         if (args->json) {
-                k = verdict_json(args, &e, problems.n == 0 && !problems.truncated, &info, digest, &problems);
+                k = verdict_json(&v->subject, v->ok, v->quote_checked, &v->info, v->policy_digest, &v->problems);
                 if (k < 0)
                         return log_error_errno(k, "attest verify: out of memory");
-        } else if (problems.n == 0 && !problems.truncated)
-                print_verdict(args, &e, &info, digest);
-        if (problems.n == 0 && !problems.truncated)
+        } else if (v->ok)
+                print_verdict(&v->subject, v->quote_checked, &v->info, v->policy_digest);
+        if (v->ok)
                 return 0;
         /* Each failed check on its own line; the exit status says "attestation failed". */
-        for (size_t i = 0; i < problems.n; i++) {
+        for (size_t i = 0; i < v->problems.n; i++) {
                 char reason[ATTEST_REASON_MAX + 16];
-                log_error("attest verify: %s: %s", problems.item[i].check,
-                          log_escape(reason, sizeof(reason), problems.item[i].reason));
+                log_error("attest verify: %s: %s", v->problems.item[i].check,
+                          log_escape(reason, sizeof(reason), v->problems.item[i].reason));
         }
-        if (problems.truncated)
+        if (v->problems.truncated)
                 log_error("attest verify: more checks failed than listed");
         return -EBADE;
 }

@@ -8,12 +8,14 @@
 #include <unistd.h>
 
 #include "ask.h"
+#include "attest-gate.h"
 #include "cli.h"
 #include "encoding.h"
 #include "json-strict.h"
 #include "log.h"
 #include "luks.h"
 #include "macro.h"
+#include "measure.h"
 #include "secmem.h"
 #include "tpm.h"
 
@@ -74,7 +76,39 @@ static int build_enroll_params(const CliArgs *args, EnrollParams *p) {
 int verify_enroll(const CliArgs *args, int argc _unused_, char **argv _unused_) {
         EnrollParams p;
 
+        if ((args->binary || args->anchors || args->policy) && !args->attest)
+                return log_error_errno(-EINVAL, "enroll: --binary, --anchors and --policy are for --attest");
         return build_enroll_params(args, &p);
+}
+
+/* --attest: the gate PCR bound to the value `predict` computes with the attested event, and the
+ * policy's digest recorded in the token, so unlock knows to attest first. */
+static int bind_attested_gate(const Config *cfg, const CliArgs *args, EnrollParams *p) {
+        char why[MEASURE_WHY_MAX] = "";
+        unsigned gate = cfg->gate_pcr;
+        MeasureInputs in;
+        MeasurePlan plan;
+        int r;
+
+        if (!cfg->attest)
+                return log_error_errno(-EINVAL, "enroll --attest: the configuration does not attest (set attest= and policy=)");
+        if (p->predicted_mask & (1u << gate))
+                return log_error_errno(-EINVAL, "enroll --attest: --pcr-value %u conflicts with --attest, which predicts the gate PCR",
+                                       gate);
+        predict_inputs(cfg, args, &in);
+        r = measure_plan(&in, &plan, why, sizeof(why));
+        if (r < 0)
+                return log_error_errno(r, "enroll --attest: %s", why);
+        r = measure_plan_add_attested(&plan);
+        if (r >= 0)
+                r = measure_predict(&plan, p->pcrs.bank, p->pcrs.value[gate]);
+        if (r < 0)
+                return log_error_errno(r, "enroll --attest: cannot predict PCR %u: %m", gate);
+        p->pcrs.mask |= 1u << gate;
+        p->predicted_mask |= 1u << gate;
+        p->has_attest = true;
+        memcpy(p->attest, plan.policy_digest, sizeof(p->attest));
+        return 0;
 }
 
 int verify_unlock(const CliArgs *args, int argc, char **argv _unused_) {
@@ -97,6 +131,10 @@ static int write_recovery_key(const char *path, const char *key) {
         if (write(fd, key, len) != (ssize_t) len || write(fd, "\n", 1) != 1 || fsync(fd) < 0)
                 return negative_errno();
         return 0;
+}
+
+static const char *pcr_word(uint32_t mask) {
+        return (mask & (mask - 1)) ? "PCRs" : "PCR";
 }
 
 /* "0,4,7": PCRs, keyslots or tokens. */
@@ -123,6 +161,8 @@ static int print_enroll_json(const EnrollParams *p, const EnrollResult *res, boo
         json_object_object_add(o, "pcr-bank", json_object_new_string(tpm_bank_name(p->pcrs.bank)));
         json_object_object_add(o, "pcrs", json_object_get(pcrs));
         json_object_object_add(o, "pin", json_object_new_boolean(p->pin != NULL));
+        if (p->has_attest && json_add_hex(o, "attest", p->attest, sizeof(p->attest)) < 0)
+                return -ENOMEM;
         if (res->recovery_keyslot >= 0) {
                 json_object_object_add(o, "recovery-keyslot", json_object_new_int(res->recovery_keyslot));
                 json_object_object_add(o, "recovery-token", json_object_new_int(res->recovery_token));
@@ -138,10 +178,17 @@ static int print_enroll_json(const EnrollParams *p, const EnrollResult *res, boo
 }
 
 static void print_enroll_text(const EnrollParams *p, const EnrollResult *res, bool show_key) {
-        printf("Enrolled TPM2 keyslot %d (token %d), bound to %s PCRs ", res->tpm_keyslot, res->tpm_token,
-               tpm_bank_name(p->pcrs.bank));
+        printf("Enrolled TPM2 keyslot %d (token %d), bound to %s %s ", res->tpm_keyslot, res->tpm_token,
+               tpm_bank_name(p->pcrs.bank), pcr_word(p->pcrs.mask));
         print_list(p->pcrs.mask);
         printf("%s.\n", p->pin ? " and a PIN" : "");
+        if (p->has_attest) {
+                char pd[65];
+
+                hex_encode(p->attest, sizeof(p->attest), pd);
+                printf("Unlock attests first: the gate PCR is bound to its value after attestation against policy sha256 %s.\n",
+                       pd);
+        }
         if (res->recovery_keyslot < 0)
                 return;
         printf("Added recovery keyslot %d (token %d).\n", res->recovery_keyslot, res->recovery_token);
@@ -178,6 +225,8 @@ int verb_enroll(const Config *cfg, const CliArgs *args, int argc _unused_, char 
         int r;
 
         r = build_enroll_params(args, &p);
+        if (r >= 0 && args->attest)
+                r = bind_attested_gate(cfg, args, &p);
         if (r < 0)
                 return r;
         /* Before anyone is asked for a passphrase or PIN. */
@@ -224,6 +273,8 @@ static int unlock_with_recovery(const CliArgs *args, const char *device, const c
 static int unlock_with_tpm(const Config *cfg, const CliArgs *args, const char *device, const char *name) {
         _cleanup_(tpm_closep) TpmContext *tpm = NULL;
         _cleanup_secmem_ char *pin = NULL;
+        AttestGateState gate = {};
+        const LuksUnlockHooks hooks = { .attest = attest_gate_token, .userdata = &gate };
         char why[LUKS_WHY_LEN] = "";
         size_t pin_size = 0;
         int r;
@@ -236,9 +287,12 @@ static int unlock_with_tpm(const Config *cfg, const CliArgs *args, const char *d
         r = tpm_open(cfg->tpm, &tpm);
         if (r < 0)
                 return log_error_errno(r, "unlock: cannot open the TPM %s: %m", cfg->tpm);
-        r = luks_unlock_tpm(device, name, tpm, pin, pin_size, why, sizeof(why));
+        gate = (AttestGateState){ .cfg = cfg, .tpm = tpm };
+        r = luks_unlock_tpm(device, name, tpm, pin, pin_size, &hooks, why, sizeof(why));
         if (r < 0)
                 return log_error_errno(r, "unlock: %s", why);
+        if (gate.ran)
+                log_info("unlock: attested: %s", gate.why);
         return 0;
 }
 
@@ -355,9 +409,25 @@ static int print_status_json(const char *device, const LuksStatus *s) {
                 json_object_put(tokens);
                 return -ENOMEM;
         }
-        r = json_add(o, "keyslots", keyslots);
+        r = json_add(o, "device", json_object_new_string(device));
+        if (r >= 0)
+                r = json_add(o, "uuid", json_object_new_string(s->uuid));
+        if (r >= 0)
+                r = json_add(o, "label", json_object_new_string(s->label));
+        if (r >= 0)
+                r = json_add(o, "cipher", json_object_new_string(s->cipher));
+        if (r >= 0)
+                r = json_add(o, "key-size", json_object_new_int((int) s->volume_key_size));
+        if (r >= 0)
+                r = json_add(o, "sector-size", json_object_new_int((int) s->sector_size));
+        if (r >= 0)
+                r = json_add(o, "keyslots", keyslots);
+        else
+                json_object_put(keyslots);
         if (r >= 0)
                 r = json_add(o, "tokens", tokens);
+        else
+                json_object_put(tokens);
         for (int slot = 0; r >= 0 && slot < LUKS_SLOTS_MAX; slot++) {
                 json_object *k, *users = json_object_new_array();
 
@@ -382,18 +452,6 @@ static int print_status_json(const char *device, const LuksStatus *s) {
         }
         for (size_t i = 0; r >= 0 && i < s->n_tokens; i++)
                 r = token_status_json(tokens, &s->tokens[i]);
-        if (r >= 0)
-                r = json_add(o, "device", json_object_new_string(device));
-        if (r >= 0)
-                r = json_add(o, "uuid", json_object_new_string(s->uuid));
-        if (r >= 0)
-                r = json_add(o, "label", json_object_new_string(s->label));
-        if (r >= 0)
-                r = json_add(o, "cipher", json_object_new_string(s->cipher));
-        if (r >= 0)
-                r = json_add(o, "key-size", json_object_new_int((int) s->volume_key_size));
-        if (r >= 0)
-                r = json_add(o, "sector-size", json_object_new_int((int) s->sector_size));
         if (r < 0)
                 return r;
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
@@ -405,7 +463,7 @@ static void print_tpm2_status(const LuksTokenStatus *ts) {
         size_t size = tpm_bank_digest_size(t->pcrs.bank);
         char sealed[2 * TPM_DIGEST_MAX + 1], now[2 * TPM_DIGEST_MAX + 1], srk[2 * TPM_NAME_MAX + 1];
 
-        printf("  bound to %s PCRs ", tpm_bank_name(t->pcrs.bank));
+        printf("  bound to %s %s ", tpm_bank_name(t->pcrs.bank), pcr_word(t->pcrs.mask));
         print_list(t->pcrs.mask);
         printf("%s\n", t->pin ? " and a PIN" : ", no PIN");
         for (unsigned i = 0; i < TPM_PCR_MAX; i++) {
@@ -510,8 +568,8 @@ int verify_remove(const CliArgs *args, int argc _unused_, char **argv _unused_) 
 }
 
 static void print_reseal_text(const char *device, const ResealResult *res) {
-        printf("%s: TPM2 keyslot %d (token %d), bound to %s PCRs ", device, res->tpm_keyslot, res->tpm_token,
-               tpm_bank_name(res->pcrs.bank));
+        printf("%s: TPM2 keyslot %d (token %d), bound to %s %s ", device, res->tpm_keyslot, res->tpm_token,
+               tpm_bank_name(res->pcrs.bank), pcr_word(res->pcrs.mask));
         print_list(res->pcrs.mask);
         printf("%s, %s.\n", res->pin ? " and a PIN" : "",
                res->proven ? "unseals the volume key" : "bound to predicted values, not tried");
@@ -585,9 +643,12 @@ static int reseal_run(const char *verb, const Config *cfg, const CliArgs *args, 
                 p.binding.pin_size = pin_size;
         }
         if (file || recover) {
-                r = file ? ask_read_key_file(file, &secret, &secret_size) : ask_secret("Recovery key:", &secret, &secret_size);
+                /* escrow_read_key() logs why the escrow did not open. */
+                r = args->escrow ? escrow_read_key(args, &secret, &secret_size)
+                    : file       ? ask_read_key_file(file, &secret, &secret_size)
+                                 : ask_secret("Recovery key:", &secret, &secret_size);
                 if (r < 0)
-                        return log_error_errno(r, "%s: cannot read the %s: %m", verb, recover ? "recovery key" : "passphrase");
+                        return args->escrow ? r : log_error_errno(r, "%s: cannot read the %s: %m", verb, recover ? "recovery key" : "passphrase");
                 p.secret = secret;
                 p.secret_size = secret_size;
                 p.recovery_only = recover;

@@ -282,27 +282,34 @@ static int predict_json(unsigned pcr, const MeasurePlan *p, bool attested) {
         return print_json(root);
 }
 
-int verb_predict(const Config *cfg, const CliArgs *args, int argc _unused_, char **argv _unused_) {
-        const MeasureInputs in = {
+void predict_inputs(const Config *cfg, const CliArgs *args, MeasureInputs *ret) {
+        *ret = (MeasureInputs){
                 .binary = args->binary ? args->binary : SELF_EXE,
                 .config = args->config,
                 .anchors = args->anchors ? args->anchors : cfg->anchors,
                 .policy = args->policy ? args->policy : cfg->policy,
         };
+}
+
+int verb_predict(const Config *cfg, const CliArgs *args, int argc _unused_, char **argv _unused_) {
         char why[MEASURE_WHY_MAX] = "", hex[2 * TPM_DIGEST_MAX + 1];
         uint8_t value[TPM_DIGEST_MAX];
+        MeasureInputs in;
         MeasurePlan plan;
+        bool attested;
         uint16_t bank;
         int r;
 
+        predict_inputs(cfg, args, &in);
         r = measure_plan(&in, &plan, why, sizeof(why));
         if (r < 0)
                 return log_error_errno(r, "predict: %s", why);
-        /* Attestation runs (and is measured) only with a policy. */
-        if (!args->no_attest && plan.has_policy)
+        /* Boot attests (and measures it) only when the configuration names a source and a policy. */
+        attested = !args->no_attest && plan.has_policy && cfg->attest;
+        if (attested)
                 (void) measure_plan_add_attested(&plan);
         if (args->json) {
-                r = predict_json(cfg->gate_pcr, &plan, !args->no_attest && plan.has_policy);
+                r = predict_json(cfg->gate_pcr, &plan, attested);
                 if (r < 0)
                         return log_error_errno(r, "predict: cannot build the report: %m");
                 return 0;

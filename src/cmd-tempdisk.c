@@ -167,6 +167,13 @@ static int first_refusal(const TempdiskCheck *c, TempdiskGuard *ret) {
         return 0;
 }
 
+/* A string, or JSON null (json-c's NULL object) when s is empty. */
+static int add_string_or_null(json_object *o, const char *key, const char *s) {
+        if (*s)
+                return json_add(o, key, json_object_new_string(s));
+        return json_object_object_add(o, key, NULL) < 0 ? -ENOMEM : 0;
+}
+
 /* Swap in the initrd: the file is made on a private mount now, the units swap it on later. */
 static int prepare_swap_for_units(const Config *cfg, const Target *t, char *why, size_t n) {
         char file[sizeof(SETUP_MOUNT) + sizeof(SWAPFILE_NAME) + 1];
@@ -235,7 +242,7 @@ static int setup_disk(const Config *cfg, const CliArgs *args, const TempdiskDisk
         if (r >= 0)
                 r = json_add(o, "mapping", json_object_new_string(t.device));
         if (r >= 0)
-                r = json_add(o, "uuid", *f.uuid ? json_object_new_string(f.uuid) : json_object_new_null());
+                r = add_string_or_null(o, "uuid", f.uuid);
         if (r >= 0)
                 r = json_add(o, "fs", json_object_new_string(fs_name(cfg->tempdisk_fs)));
         if (r >= 0)
@@ -243,7 +250,7 @@ static int setup_disk(const Config *cfg, const CliArgs *args, const TempdiskDisk
         if (r >= 0)
                 r = json_add(o, "mount-by", json_object_new_string(units ? "unit" : "mount"));
         if (r >= 0)
-                r = json_add(o, "swapfile", *t.swapfile ? json_object_new_string(t.swapfile) : json_object_new_null());
+                r = add_string_or_null(o, "swapfile", t.swapfile);
         if (r >= 0)
                 r = json_add(o, "identity", json_object_new_string(identity));
         return r < 0 ? log_error_errno(r, "tempdisk: out of memory") : 0;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "attest-fetch.h"
 #include "config.h"
 #include "macro.h"
 
@@ -134,6 +135,36 @@ static int parse_anchors(Config *c, const char *value, char *w, size_t n) {
 
 static int parse_policy(Config *c, const char *value, char *w, size_t n) {
         return parse_path(&c->policy, value, w, n);
+}
+
+/* none, or a live source as `attest --source` takes it, with a clean path if one is given. */
+static int parse_attest(Config *c, const char *value, char *w, size_t n) {
+        AttestSource source;
+        const char *path;
+
+        if (strcmp(value, "none") == 0) {
+                free(c->attest);
+                c->attest = NULL;
+                return 0;
+        }
+        if (attest_source_parse(value, &source, &path) < 0 || (strchr(value, ':') && !path_is_clean(path)))
+                return why(w, n, "'%s' is neither none, hcl-nv, tsm[:DIR] nor sev-guest[:DEVICE] (clean absolute paths)",
+                           value);
+        return set_string(&c->attest, value);
+}
+
+static int parse_attest_certs(Config *c, const char *value, char *w, size_t n) {
+        return parse_path(&c->attest_certs, value, w, n);
+}
+
+/* First-boot provisioning: the admin certificate the recovery key is escrowed to, and where the
+ * escrow goes (e.g. on the ESP). */
+static int parse_provision_escrow_cert(Config *c, const char *value, char *w, size_t n) {
+        return parse_path(&c->provision_escrow_cert, value, w, n);
+}
+
+static int parse_provision_escrow_out(Config *c, const char *value, char *w, size_t n) {
+        return parse_path(&c->provision_escrow_out, value, w, n);
 }
 
 static int parse_event_log(Config *c, const char *value, char *w, size_t n) {
@@ -285,9 +316,13 @@ static int parse_volume(Config *c, const char *value, char *w, size_t n) {
 
 static const KeyDef key_table[] = {
         { "anchors", parse_anchors, false },
+        { "attest", parse_attest, false },
+        { "attest-certs", parse_attest_certs, false },
         { "event-log", parse_event_log, false },
         { "gate-pcr", parse_gate_pcr, false },
         { "policy", parse_policy, false },
+        { "provision-escrow-cert", parse_provision_escrow_cert, false },
+        { "provision-escrow-out", parse_provision_escrow_out, false },
         { "tempdisk", parse_tempdisk, false },
         { "tempdisk-crypt", parse_tempdisk_crypt, false },
         { "tempdisk-fs", parse_tempdisk_fs, false },
@@ -323,6 +358,10 @@ void config_done(Config *c) {
         free(c->tpm);
         free(c->anchors);
         free(c->policy);
+        free(c->attest);
+        free(c->attest_certs);
+        free(c->provision_escrow_cert);
+        free(c->provision_escrow_out);
         free(c->event_log);
         free(c->tempdisk_device);
         free(c->tempdisk_mount);
@@ -582,6 +621,12 @@ int config_load(Config *c, const ConfigSources *src, ConfigError *err) {
                 r = load_file(c, &file_state, src->file, err);
         if (r >= 0 && src->cmdline)
                 r = load_cmdline(c, &cmdline_state, src->cmdline, err);
+        /* A recovery key escrowed nowhere, or to nobody, would be one nobody can use. */
+        if (r >= 0 && !c->provision_escrow_cert != !c->provision_escrow_out)
+                r = fail(err, -EINVAL, "provision-escrow-cert= and provision-escrow-out= go together");
+        /* Attesting against no policy would pass any guest that is not a debug one. */
+        if (r >= 0 && c->attest && !c->policy)
+                r = fail(err, -EINVAL, "attest=%s needs policy= (the policy the report must satisfy)", c->attest);
         if (r < 0)
                 config_done(c);
         return r;

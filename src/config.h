@@ -42,7 +42,11 @@ typedef struct Config {
         unsigned tpm_timeout;   /* seconds to wait for the TPM device */
         unsigned gate_pcr;
         char *anchors;          /* trust-anchor directory */
-        char *policy;           /* attestation policy file; NULL: no attestation */
+        char *policy;           /* attestation policy file; NULL: none */
+        char *attest;           /* attestation source (hcl-nv, tsm[:DIR], sev-guest[:DEV]); NULL: none */
+        char *attest_certs;     /* VCEK/VLEK and chain for sources without a certificate table */
+        char *provision_escrow_cert; /* admin certificate for the first boot's recovery key; NULL: none */
+        char *provision_escrow_out;  /* where the escrow is written */
         char *event_log;
         TempdiskMode tempdisk;
         char *tempdisk_device;

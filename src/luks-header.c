@@ -76,6 +76,11 @@ typedef struct Ctx {
         uint32_t keyslots;          /* ids present */
         uint32_t key_size;          /* of every keyslot (they must agree) */
         Area areas[LUKS_SLOTS_MAX]; /* of the keyslots in `keyslots` */
+        bool provision;             /* LUKS_SNAPSHOT_PROVISION */
+        bool reencrypt;             /* provision: a re-key is pending (the requirement says so) */
+        uint32_t reencrypt_slots;   /* provision: ids of "reencrypt" keyslots */
+        uint32_t segments;          /* ids present */
+        bool provision_token;       /* a cvmcrypt-provision token exists */
 } Ctx;
 
 /* Host-controlled text shown in a message: short, control bytes escaped. */
@@ -497,14 +502,19 @@ static int check_config(Ctx *c, json_object *config) {
                         if (!json_object_is_type(mandatory, json_type_array))
                                 return fail(c, -EBADMSG, "config requirements field 'mandatory' is not an array");
                         /* Every mandatory requirement (reencryption in progress, OPAL, ...) changes
-                         * how the volume must be read; none of them is ours. */
+                         * how the volume must be read; none of them is ours, but for the re-key of
+                         * our own provisioning. */
                         if (json_object_array_length(mandatory) > 0) {
                                 json_object *e = json_object_array_get_idx(mandatory, 0);
+                                const char *req;
 
                                 if (!json_object_is_type(e, json_type_string))
                                         return fail(c, -EBADMSG, "config requirement 0 is not a string");
-                                return fail(c, -EOPNOTSUPP, "requirement '%s' is not supported",
-                                            show(json_object_get_string(e)).s);
+                                req = json_object_get_string(e);
+                                if (!c->provision || json_object_array_length(mandatory) != 1 ||
+                                    (strcmp(req, "online-reencrypt-v2") != 0 && strcmp(req, "online-reencrypt-v3") != 0))
+                                        return fail(c, -EOPNOTSUPP, "requirement '%s' is not supported", show(req).s);
+                                c->reencrypt = true;
                         }
                 }
         }
@@ -548,6 +558,66 @@ static int check_kdf(const Ctx *c, json_object *kdf, const char *what) {
         return check_base64(c, "keyslot kdf salt", s, KDF_SALT_SIZE);
 }
 
+/* The state of a pending re-key (provisioning only): what libcryptsetup writes for `reencrypt` with
+ * checksum resilience. The mode is reencrypt, never encrypt or decrypt (a plaintext segment). */
+static int check_reencrypt_keyslot(Ctx *c, unsigned id, json_object *ks, Area *area) {
+        static const char *const fields[] = { "type", "key_size", "area", "mode", "direction", "priority" };
+        static const char *const area_fields[] = { "type", "offset", "size", "hash", "sector_size" };
+        char what[48];
+        json_object *ar, *v;
+        const char *s;
+        int64_t x;
+        int r;
+
+        (void) snprintf(what, sizeof(what), "keyslot %u", id);
+        if (c->reencrypt_slots)
+                return fail(c, -EOPNOTSUPP, "%s is a second reencrypt keyslot", what);
+        r = check_fields(c, ks, what, fields, ELEMENTSOF(fields));
+        if (r >= 0)
+                r = get_int(c, ks, what, "key_size", 1, 1, &x);
+        if (r >= 0)
+                r = get_string(c, ks, what, "mode", &s);
+        if (r >= 0 && strcmp(s, "reencrypt") != 0)
+                r = fail(c, -EOPNOTSUPP, "%s mode '%s' is not reencrypt", what, show(s).s);
+        if (r >= 0)
+                r = get_string(c, ks, what, "direction", &s);
+        if (r >= 0 && strcmp(s, "forward") != 0 && strcmp(s, "backward") != 0)
+                r = fail(c, -EOPNOTSUPP, "%s direction '%s' is not forward or backward", what, show(s).s);
+        if (r >= 0 && json_object_object_get_ex(ks, "priority", &v))
+                r = get_int(c, ks, what, "priority", 0, 0, &x);
+        if (r >= 0)
+                r = get_member(c, ks, what, "area", json_type_object, &ar);
+        if (r < 0)
+                return r;
+        (void) snprintf(what, sizeof(what), "keyslot %u area", id);
+        r = check_fields(c, ar, what, area_fields, ELEMENTSOF(area_fields));
+        if (r >= 0)
+                r = get_string(c, ar, what, "type", &s);
+        if (r >= 0 && strcmp(s, "checksum") != 0)
+                r = fail(c, -EOPNOTSUPP, "%s type '%s' is not checksum", what, show(s).s);
+        if (r >= 0)
+                r = get_string(c, ar, what, "hash", &s);
+        if (r >= 0)
+                r = check_hash(c, what, s);
+        if (r >= 0)
+                r = get_int(c, ar, what, "sector_size", 512, 4096, &x);
+        if (r >= 0 && (x & (x - 1)) != 0)
+                r = fail(c, -EOPNOTSUPP, "%s sector_size %" PRId64 " is not a power of two", what, x);
+        if (r >= 0)
+                r = get_u64_string(c, ar, what, "offset", &area->offset);
+        if (r >= 0)
+                r = get_u64_string(c, ar, what, "size", &area->size);
+        if (r < 0)
+                return r;
+        if (area->offset < 2 * c->hdr_size || area->size == 0 || area->offset > c->area_size ||
+            area->size > c->area_size - area->offset)
+                return fail(c, -EBADMSG, "keyslot %u area outside the keyslots area", id);
+        if (!ALIGN_4K(area->offset) || !ALIGN_4K(area->size))
+                return fail(c, -EBADMSG, "keyslot %u area is not 4096-aligned", id);
+        c->reencrypt_slots |= UINT32_C(1) << id;
+        return 0;
+}
+
 static int check_keyslot(Ctx *c, unsigned id, json_object *ks, Area *area) {
         static const char *const fields[] = { "type", "key_size", "af", "area", "kdf", "priority" };
         static const char *const af_fields[] = { "type", "stripes", "hash" };
@@ -566,6 +636,8 @@ static int check_keyslot(Ctx *c, unsigned id, json_object *ks, Area *area) {
         if (r < 0)
                 return r;
         /* "reencrypt" keyslots hold reencryption state; nothing else exists in LUKS2 today. */
+        if (strcmp(s, "reencrypt") == 0 && c->reencrypt)
+                return check_reencrypt_keyslot(c, id, ks, area);
         if (strcmp(s, "luks2") != 0)
                 return fail(c, -EOPNOTSUPP, "%s has type '%s' (only 'luks2' is supported)", what, show(s).s);
         r = check_fields(c, ks, what, fields, ELEMENTSOF(fields));
@@ -672,71 +744,127 @@ static int check_keyslots(Ctx *c, json_object *keyslots) {
         return 0;
 }
 
-static int check_segments(const Ctx *c, json_object *segments, LuksHeaderInfo *info) {
-        static const char *const fields[] = { "type", "offset", "size", "iv_tweak", "encryption", "sector_size" };
-        json_object *seg, *v;
+/* One crypt segment. info receives segment 0's cipher, sector size and offset. */
+static int check_segment(Ctx *c, unsigned id, json_object *seg, LuksHeaderInfo *info) {
+        static const char *const fields[] = { "type", "offset", "size", "iv_tweak", "encryption", "sector_size", "flags" };
+        char what[32];
+        json_object *v;
         const char *s;
-        uint64_t size;
+        uint64_t size, offset, tweak;
         int64_t sector_size;
-        int r, n = json_object_object_length(segments);
+        int r;
 
-        if (n == 0)
-                return fail(c, -EBADMSG, "no segment");
-        /* Reencryption and its backup segments show up as extra segments: refused. */
-        if (n > 1)
-                return fail(c, -EOPNOTSUPP, "%d segments (only one is supported; reencryption is refused)", n);
-        if (!json_object_object_get_ex(segments, "0", &seg))
-                return fail(c, -EBADMSG, "the only segment is not segment 0");
+        (void) snprintf(what, sizeof(what), "segment %u", id);
         if (!json_object_is_type(seg, json_type_object))
-                return fail(c, -EBADMSG, "segment 0 is not an object");
-        r = get_string(c, seg, "segment 0", "type", &s);
+                return fail(c, -EBADMSG, "%s is not an object", what);
+        r = get_string(c, seg, what, "type", &s);
         if (r < 0)
                 return r;
         if (strcmp(s, "crypt") != 0)
-                return fail(c, -EOPNOTSUPP, "segment 0 has type '%s' (only 'crypt' is supported)", show(s).s);
+                return fail(c, -EOPNOTSUPP, "%s has type '%s' (only 'crypt' is supported)", what, show(s).s);
         if (json_object_object_get_ex(seg, "integrity", &v))
-                return fail(c, -EOPNOTSUPP, "segment 0 uses dm-integrity (not supported)");
-        r = check_fields(c, seg, "segment 0", fields, ELEMENTSOF(fields));
+                return fail(c, -EOPNOTSUPP, "%s uses dm-integrity (not supported)", what);
+        /* Flags only mark the hot zone and the backup segments of a pending re-key. */
+        r = check_fields(c, seg, what, fields, ELEMENTSOF(fields) - !c->reencrypt);
         if (r < 0)
                 return r;
-        r = get_string(c, seg, "segment 0", "encryption", &s);
+        if (json_object_object_get_ex(seg, "flags", &v)) {
+                json_object *e = json_object_is_type(v, json_type_array) && json_object_array_length(v) == 1
+                                         ? json_object_array_get_idx(v, 0) : NULL;
+
+                if (!e || !json_object_is_type(e, json_type_string) ||
+                    (strcmp(json_object_get_string(e), "backup-previous") != 0 &&
+                     strcmp(json_object_get_string(e), "backup-final") != 0 &&
+                     strcmp(json_object_get_string(e), "in-reencryption") != 0))
+                        return fail(c, -EOPNOTSUPP, "%s flags are not one of backup-previous, backup-final, in-reencryption", what);
+        }
+        r = get_string(c, seg, what, "encryption", &s);
         if (r < 0)
                 return r;
-        r = check_cipher(c, "segment 0", s);
+        r = check_cipher(c, what, s);
         if (r < 0)
                 return r;
-        if (strlen(s) >= sizeof(info->cipher))
-                return fail(c, -EBADMSG, "segment 0 cipher name too long");
-        strcpy(info->cipher, s);
-        r = get_int(c, seg, "segment 0", "sector_size", 512, 4096, &sector_size);
+        if (id == 0) {
+                if (strlen(s) >= sizeof(info->cipher))
+                        return fail(c, -EBADMSG, "segment 0 cipher name too long");
+                strcpy(info->cipher, s);
+        }
+        r = get_int(c, seg, what, "sector_size", 512, 4096, &sector_size);
         if (r < 0)
                 return r;
         if (sector_size != 512 && sector_size != 1024 && sector_size != 2048 && sector_size != 4096)
-                return fail(c, -EOPNOTSUPP, "segment 0 sector_size %" PRId64 " is not 512, 1024, 2048 or 4096",
+                return fail(c, -EOPNOTSUPP, "%s sector_size %" PRId64 " is not 512, 1024, 2048 or 4096", what,
                             sector_size);
-        info->sector_size = (uint32_t) sector_size;
-        r = get_string(c, seg, "segment 0", "iv_tweak", &s);
+        r = get_string(c, seg, what, "iv_tweak", &s);
         if (r < 0)
                 return r;
-        if (strcmp(s, "0") != 0)
-                return fail(c, -EOPNOTSUPP, "segment 0 iv_tweak '%s' is not 0", show(s).s);
-        r = get_u64_string(c, seg, "segment 0", "offset", &info->data_offset);
+        /* A re-key splits the volume: the later part's IVs continue where the first part's end. */
+        if (c->reencrypt ? !parse_decimal(s, &tweak) : strcmp(s, "0") != 0)
+                return fail(c, -EOPNOTSUPP, "%s iv_tweak '%s' is not 0", what, show(s).s);
+        r = get_u64_string(c, seg, what, "offset", &offset);
         if (r < 0)
                 return r;
         /* Data inside the header area would let writes to the volume overwrite the keyslots, and an
          * offset of 0 would mean "detached header", which this volume isn't. */
-        if (info->data_offset < c->area_size)
-                return fail(c, -EBADMSG, "segment 0 offset %" PRIu64 " lies inside the header area (%" PRIu64 " bytes)",
-                            info->data_offset, c->area_size);
-        if (!ALIGN_4K(info->data_offset))
-                return fail(c, -EBADMSG, "segment 0 offset %" PRIu64 " is not 4096-aligned", info->data_offset);
-        r = get_string(c, seg, "segment 0", "size", &s);
+        if (offset < c->area_size)
+                return fail(c, -EBADMSG, "%s offset %" PRIu64 " lies inside the header area (%" PRIu64 " bytes)", what,
+                            offset, c->area_size);
+        if (!ALIGN_4K(offset))
+                return fail(c, -EBADMSG, "%s offset %" PRIu64 " is not 4096-aligned", what, offset);
+        r = get_string(c, seg, what, "size", &s);
         if (r < 0)
                 return r;
         if (strcmp(s, "dynamic") != 0 &&
             (!parse_decimal(s, &size) || size == 0 || size % (uint64_t) sector_size != 0))
-                return fail(c, -EBADMSG, "segment 0 size '%s' is neither 'dynamic' nor a multiple of the sector size",
+                return fail(c, -EBADMSG, "%s size '%s' is neither 'dynamic' nor a multiple of the sector size", what,
                             show(s).s);
+        if (id == 0) {
+                info->sector_size = (uint32_t) sector_size;
+                info->data_offset = offset;
+        }
+        return 0;
+}
+
+static int check_segments(Ctx *c, json_object *segments, LuksHeaderInfo *info) {
+        json_object *seg;
+        int r, n = json_object_object_length(segments);
+
+        if (n == 0)
+                return fail(c, -EBADMSG, "no segment");
+        /* Reencryption and its backup segments show up as extra segments: refused, but for the
+         * re-key of our own provisioning (done, hot zone and rest, and two backups at most). */
+        if (n > (c->reencrypt ? 5 : 1))
+                return fail(c, -EOPNOTSUPP, "%d segments (only one is supported; reencryption is refused)", n);
+        if (!json_object_object_get_ex(segments, "0", &seg))
+                return fail(c, -EBADMSG, "the only segment is not segment 0");
+        json_object_object_foreach(segments, key, val) {
+                unsigned id;
+
+                r = parse_id(c, key, "segment", 5, &id);
+                if (r < 0)
+                        return r;
+                r = check_segment(c, id, val, info);
+                if (r < 0)
+                        return r;
+                c->segments |= UINT32_C(1) << id;
+        }
+        return 0;
+}
+
+/* A digest's "segments": existing segment ids, each once. */
+static int get_segment_refs(const Ctx *c, json_object *arr, const char *what, uint32_t *ret) {
+        uint32_t mask = 0;
+
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *e = json_object_array_get_idx(arr, i);
+                uint64_t id;
+
+                if (!json_object_is_type(e, json_type_string) || !parse_decimal(json_object_get_string(e), &id) ||
+                    id >= 32 || !(c->segments & (UINT32_C(1) << id)) || (mask & (UINT32_C(1) << id)))
+                        return fail(c, -EBADMSG, "%s segments entry %zu is not a segment of this header, once", what, i);
+                mask |= UINT32_C(1) << id;
+        }
+        *ret = mask;
         return 0;
 }
 
@@ -745,10 +873,13 @@ static int check_digests(const Ctx *c, json_object *digests) {
         int n = json_object_object_length(digests);
         int r;
 
-        /* One volume key, one digest: a second digest only exists for unbound keys or reencryption. */
+        uint32_t all_bound = 0, all_segments = 0;
+
+        /* One volume key, one digest: a second digest only exists for unbound keys or reencryption,
+         * which provisioning has (old key, new key, reencrypt keyslot). */
         if (n == 0)
                 return fail(c, -EBADMSG, "no digest");
-        if (n > 1)
+        if (n > (c->provision ? 3 : 1))
                 return fail(c, -EOPNOTSUPP, "%d digests (only one is supported)", n);
 
         json_object_object_foreach(digests, key, val) {
@@ -788,21 +919,38 @@ static int check_digests(const Ctx *c, json_object *digests) {
                         r = get_member(c, val, what, "segments", json_type_array, &segs);
                 if (r < 0)
                         return r;
-                e = json_object_array_length(segs) == 1 ? json_object_array_get_idx(segs, 0) : NULL;
-                if (!e || !json_object_is_type(e, json_type_string) || strcmp(json_object_get_string(e), "0") != 0)
-                        return fail(c, -EBADMSG, "%s does not cover exactly segment 0", what);
                 r = get_keyslot_refs(c, val, what, &bound);
                 if (r < 0)
                         return r;
+                if (c->provision) {
+                        /* Provisioning: the new key's digest covers no segment until the re-key
+                         * starts, and both cover the hot zone while it runs; each keyslot belongs
+                         * to one digest. */
+                        uint32_t covered = 0;
+
+                        r = get_segment_refs(c, segs, what, &covered);
+                        if (r < 0)
+                                return r;
+                        if (bound & all_bound)
+                                return fail(c, -EBADMSG, "%s shares a keyslot with another digest", what);
+                        all_segments |= covered;
+                        all_bound |= bound;
+                        continue;
+                }
+                e = json_object_array_length(segs) == 1 ? json_object_array_get_idx(segs, 0) : NULL;
+                if (!e || !json_object_is_type(e, json_type_string) || strcmp(json_object_get_string(e), "0") != 0)
+                        return fail(c, -EBADMSG, "%s does not cover exactly segment 0", what);
                 /* An unbound keyslot would hold some other key, for no purpose of ours. */
                 for (unsigned i = 0; i < LUKS_SLOTS_MAX; i++)
                         if ((c->keyslots & ~bound) & (UINT32_C(1) << i))
                                 return fail(c, -EOPNOTSUPP, "keyslot %u is not bound to the volume key digest", i);
         }
+        if (c->provision && (all_segments != c->segments || all_bound != c->keyslots))
+                return fail(c, -EBADMSG, "a segment or keyslot has no digest");
         return 0;
 }
 
-static int check_tokens(const Ctx *c, json_object *tokens, uint32_t *ret) {
+static int check_tokens(Ctx *c, json_object *tokens, uint32_t *ret) {
         uint32_t mask = 0;
         int r;
 
@@ -831,6 +979,8 @@ static int check_tokens(const Ctx *c, json_object *tokens, uint32_t *ret) {
                         return r;
                 /* The rest of a token belongs to its type's parser (token.c for ours). */
                 mask |= UINT32_C(1) << id;
+                if (strcmp(type, "cvmcrypt-provision") == 0)
+                        c->provision_token = true;
         }
         *ret = mask;
         return 0;
@@ -896,11 +1046,24 @@ static int check_json(Ctx *c, const uint8_t *area, size_t area_size, LuksHeaderI
         r = check_digests(c, digests);
         if (r < 0)
                 return r;
-        return check_tokens(c, tokens, &info->tokens);
+        r = check_tokens(c, tokens, &info->tokens);
+        if (r < 0)
+                return r;
+        /* The provisioning states are ours only while our provisioning token says so. */
+        if (c->provision && !c->provision_token && (c->reencrypt || json_object_object_length(digests) > 1))
+                return fail(c, -EOPNOTSUPP, "a second volume key or a pending reencryption, without a cvmcrypt-provision token");
+        if (c->reencrypt != (c->reencrypt_slots != 0))
+                return fail(c, -EBADMSG, "the reencryption requirement and the reencrypt keyslot do not go together");
+        return 0;
 }
 
 int luks_header_validate(const uint8_t *buf, size_t size, LuksHeaderInfo *ret, char *why, size_t why_size) {
-        Ctx c = { .why = why, .why_size = why_size };
+        return luks_header_validate_flags(buf, size, 0, ret, why, why_size);
+}
+
+int luks_header_validate_flags(const uint8_t *buf, size_t size, LuksSnapshotFlags flags, LuksHeaderInfo *ret,
+                               char *why, size_t why_size) {
+        Ctx c = { .why = why, .why_size = why_size, .provision = flags & LUKS_SNAPSHOT_PROVISION };
         LuksHeaderInfo info = {};
         unsigned version;
         int r;
@@ -1063,7 +1226,7 @@ int luks_header_snapshot(const char *device, LuksSnapshotFlags flags, LuksHeader
                 return r;
         if (r > 0)
                 log_notice("%s: an interrupted header write left the two LUKS2 header copies different: %s", device, why);
-        r = luks_header_validate(buf, sizeof(bin) + (size_t) k, &info, why, why_size);
+        r = luks_header_validate_flags(buf, sizeof(bin) + (size_t) k, flags, &info, why, why_size);
         if (r < 0)
                 return r;
         if (info.area_size > LUKS_HEADER_AREA_MAX) /* the validator's bounds already imply this */

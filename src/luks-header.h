@@ -75,7 +75,18 @@ typedef struct LuksHeader {
 typedef enum LuksSnapshotFlags {
         LUKS_SNAPSHOT_HEADERS = 0,      /* the two header copies only: enough to check a volume key */
         LUKS_SNAPSHOT_KEYSLOTS = 1 << 0, /* also every keyslot area: needed to open a keyslot */
+        /* Also the states our own first-boot provisioning (provision.c) passes through, and only
+         * with a cvmcrypt-provision token in the header: keyslots of a second (new) volume key not
+         * yet bound to a segment, and a pending re-key ("online-reencrypt" requirement, one
+         * "reencrypt" keyslot in mode reencrypt with checksum resilience, its extra segments and
+         * digests), every segment still an allowed cipher. Never encryption or decryption: no
+         * plaintext segment. Unlock paths never pass it. */
+        LUKS_SNAPSHOT_PROVISION = 1 << 1,
 } LuksSnapshotFlags;
+
+/* luks_header_validate() with LUKS_SNAPSHOT_PROVISION honoured in flags (the others are ignored). */
+int luks_header_validate_flags(const uint8_t *buf, size_t size, LuksSnapshotFlags flags, LuksHeaderInfo *ret,
+                               char *why, size_t why_size);
 
 /* Reads the header area of device (a block device or an image file) once, validates it, and keeps
  * the validated bytes in a memfd sealed against writes, growth and shrinking. Keyslot areas not

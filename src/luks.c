@@ -133,8 +133,17 @@ static int open_for_write(const char *device, const LuksHeader *hdr, const uint8
         return 0;
 }
 
+/* key_flags 0: vk is the volume key; else crypt_keyslot_add_by_key() flags for a key that is not yet
+ * the volume's (provisioning's new key). */
+static int add_keyslot(struct crypt_device *cd, const uint8_t *vk, size_t vk_size, const char *pass, size_t pass_size,
+                       uint32_t key_flags) {
+        if (key_flags)
+                return crypt_keyslot_add_by_key(cd, CRYPT_ANY_SLOT, (const char *) vk, vk_size, pass, pass_size, key_flags);
+        return crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *) vk, vk_size, pass, pass_size);
+}
+
 static int add_tpm_slot(struct crypt_device *cd, TpmContext *tpm, const EnrollParams *p, const TpmPcrValues *pcrs,
-                        const uint8_t *vk, size_t vk_size, EnrollResult *res, char *why, size_t n) {
+                        const uint8_t *vk, size_t vk_size, uint32_t key_flags, EnrollResult *res, char *why, size_t n) {
         _cleanup_secmem_ uint8_t *payload = secmem_alloc(SECRET_SIZE + VK_MAX);
         _cleanup_free_ char *json = NULL;
         TpmSealed sealed = {};
@@ -158,14 +167,14 @@ static int add_tpm_slot(struct crypt_device *cd, TpmContext *tpm, const EnrollPa
                 tpm_sealed_done(&sealed);
                 return format_reason(why, n, -E2BIG, "sealed blob too large");
         }
-        slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *) vk, vk_size, (const char *) payload,
-                                               SECRET_SIZE);
+        slot = add_keyslot(cd, vk, vk_size, (const char *) payload, SECRET_SIZE, key_flags);
         if (slot < 0) {
                 tpm_sealed_done(&sealed);
                 return format_reason(why, n, slot, "adding the TPM keyslot failed: %s", strerror(-slot));
         }
         tok = (Tpm2Token){ .keyslot = (unsigned) slot, .blob_size = sealed.blob_size, .pcrs = *pcrs,
-                           .srk_name_size = sealed.srk_name_size, .pin = p->pin != NULL };
+                           .srk_name_size = sealed.srk_name_size, .pin = p->pin != NULL, .has_attest = p->has_attest };
+        memcpy(tok.attest, p->attest, sizeof(tok.attest));
         memcpy(tok.blob, sealed.blob, sealed.blob_size);
         memcpy(tok.policy_hash, sealed.policy, sizeof(tok.policy_hash));
         memcpy(tok.srk_name, sealed.srk_name, sealed.srk_name_size);
@@ -183,8 +192,8 @@ static int add_tpm_slot(struct crypt_device *cd, TpmContext *tpm, const EnrollPa
         return 0;
 }
 
-static int add_recovery_slot(struct crypt_device *cd, const uint8_t *vk, size_t vk_size, EnrollResult *res, char *why,
-                             size_t n) {
+static int add_recovery_slot(struct crypt_device *cd, const uint8_t *vk, size_t vk_size, uint32_t key_flags,
+                             EnrollResult *res, char *why, size_t n) {
         _cleanup_secmem_ char *formatted = NULL, *pass = NULL;
         _cleanup_free_ char *json = NULL;
         int r, slot;
@@ -192,7 +201,7 @@ static int add_recovery_slot(struct crypt_device *cd, const uint8_t *vk, size_t 
         r = recovery_key_generate(&formatted, &pass);
         if (r < 0)
                 return format_reason(why, n, r, "cannot generate a recovery key");
-        slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *) vk, vk_size, pass, RECOVERY_KEY_CHARS);
+        slot = add_keyslot(cd, vk, vk_size, pass, RECOVERY_KEY_CHARS, key_flags);
         if (slot < 0)
                 return format_reason(why, n, slot, "adding the recovery keyslot failed: %s", strerror(-slot));
         r = token_recovery_format(&(RecoveryToken){ .keyslot = (unsigned) slot }, &json);
@@ -232,11 +241,11 @@ int luks_enroll(const char *device, const char *unlock_secret, size_t unlock_siz
         r = open_for_write(device, &hdr, vk, vk_size, &cd, why, n);
         if (r < 0)
                 return r;
-        r = add_tpm_slot(cd, tpm, p, &pcrs, vk, vk_size, &res, why, n);
+        r = add_tpm_slot(cd, tpm, p, &pcrs, vk, vk_size, 0, &res, why, n);
         if (r < 0)
                 return r;
         if (p->recovery_key) {
-                r = add_recovery_slot(cd, vk, vk_size, &res, why, n);
+                r = add_recovery_slot(cd, vk, vk_size, 0, &res, why, n);
                 if (r < 0)
                         return r;
         }
@@ -356,8 +365,33 @@ static bool token_is(struct crypt_device *cd, int id, const char *type) {
         return (info == CRYPT_TOKEN_EXTERNAL || info == CRYPT_TOKEN_EXTERNAL_UNKNOWN) && t && strcmp(t, type) == 0;
 }
 
+/* The token demanded attestation and it failed (attest_why): the TPM had the last word on the unseal
+ * (r), and the attestation's error is what the caller gets. */
+static int attest_refused(int attest_r, const char *attest_why, int r, char *why, size_t n) {
+        char tpm_why[LUKS_WHY_LEN];
+
+        if (r >= 0)
+                return format_reason(why, n, attest_r, "%s; yet the TPM unsealed: the token is not bound to the attested gate PCR value",
+                                     attest_why);
+        (void) snprintf(tpm_why, sizeof(tpm_why), "%s", why);
+        return format_reason(why, n, attest_r, "%s; the TPM refused: %s", attest_why, tpm_why);
+}
+
+/* The unlocked volume, for the caller; the key never leaves this secure buffer. */
+static int report_unlocked(const LuksUnlockHooks *hooks, const LuksHeader *hdr, const uint8_t *vk, size_t vk_size,
+                           char *why, size_t n) {
+        int r;
+
+        if (!hooks || !hooks->unlocked)
+                return 0;
+        r = hooks->unlocked(hooks->userdata, hdr->info.uuid, vk, vk_size);
+        if (r < 0)
+                return format_reason(why, n, r, "the volume is open, but recording it failed: %s", strerror(-r));
+        return 0;
+}
+
 int luks_unlock_tpm(const char *device, const char *name, TpmContext *tpm, const char *pin, size_t pin_size,
-                    char *why, size_t n) {
+                    const LuksUnlockHooks *hooks, char *why, size_t n) {
         _cleanup_(luks_header_done) LuksHeader hdr = LUKS_HEADER_NULL;
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
         _cleanup_secmem_ uint8_t *vk = secmem_alloc(VK_MAX);
@@ -372,10 +406,11 @@ int luks_unlock_tpm(const char *device, const char *name, TpmContext *tpm, const
                 return r;
         r = format_reason(why, n, -ENOENT, "%s: no %s token", device, TOKEN_TPM2_TYPE);
         for (int id = 0; id < LUKS_SLOTS_MAX; id++) {
-                char reason[TOKEN_WHY_MAX] = "";
+                char reason[TOKEN_WHY_MAX] = "", attest_why[LUKS_WHY_LEN] = "";
                 const char *json = NULL;
                 size_t vk_size = VK_MAX;
                 Tpm2Token t;
+                int ra;
 
                 if (!(hdr.info.tokens & (1u << id)) || !token_is(cd, id, TOKEN_TPM2_TYPE))
                         continue;
@@ -388,9 +423,16 @@ int luks_unlock_tpm(const char *device, const char *name, TpmContext *tpm, const
                         r = format_reason(why, n, r == -ENOENT ? r : -EUCLEAN, "token %d: %s", id, reason);
                         continue;
                 }
+                ra = t.has_attest && hooks && hooks->attest ? hooks->attest(hooks->userdata, &t, id, attest_why, sizeof(attest_why)) : 0;
                 r = unseal_token(cd, tpm, id, &t, pin, pin_size, vk, &vk_size, why, n);
-                if (r >= 0)
-                        return activate(cd, device, name, &hdr, vk, vk_size, why, n);
+                if (ra < 0) {
+                        r = attest_refused(ra, attest_why, r, why, n);
+                        continue;
+                }
+                if (r >= 0) {
+                        r = activate(cd, device, name, &hdr, vk, vk_size, why, n);
+                        return r < 0 ? r : report_unlocked(hooks, &hdr, vk, vk_size, why, n);
+                }
         }
         return r;
 }
@@ -742,7 +784,7 @@ int luks_reseal(const char *device, TpmContext *tpm, const ResealParams *p, Rese
         r = open_for_write(device, &hdr, vk, vk_size, &cd, why, n);
         if (r < 0)
                 return r;
-        r = add_tpm_slot(cd, tpm, &binding, &res.pcrs, vk, vk_size, &added, why, n);
+        r = add_tpm_slot(cd, tpm, &binding, &res.pcrs, vk, vk_size, 0, &added, why, n);
         if (r < 0)
                 return r;
         res.tpm_keyslot = added.tpm_keyslot;
@@ -812,4 +854,46 @@ int luks_remove_token(const char *device, int token, uint32_t *ret_keyslots, cha
                 return r;
         *ret_keyslots = slots;
         return 0;
+}
+
+/* ---- First-boot provisioning (provision.c) ---- */
+
+int luks_add_sealed_slots(struct crypt_device *cd, TpmContext *tpm, const EnrollParams *p, const uint8_t *vk,
+                          size_t vk_size, uint32_t key_flags, EnrollResult *ret, char *why, size_t n) {
+        TpmPcrValues pcrs;
+        int r;
+
+        r = fill_current_pcrs(tpm, p, &pcrs, why, n);
+        if (r < 0)
+                return r;
+        r = use_fast_kdf(cd);
+        if (r < 0)
+                return format_reason(why, n, r, "cannot set the keyslot KDF: %s", strerror(-r));
+        r = add_tpm_slot(cd, tpm, p, &pcrs, vk, vk_size, key_flags, ret, why, n);
+        if (r >= 0 && p->recovery_key)
+                r = add_recovery_slot(cd, vk, vk_size, key_flags, ret, why, n);
+        return r;
+}
+
+int luks_unseal_provisioning(const char *device, TpmContext *tpm, uint8_t *vk, size_t *vk_size, char *why, size_t n) {
+        _cleanup_(luks_header_done) LuksHeader hdr = LUKS_HEADER_NULL;
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        int r;
+
+        r = open_checked_on(device, NULL, LUKS_SNAPSHOT_HEADERS | LUKS_SNAPSHOT_PROVISION, &hdr, &cd, why, n);
+        if (r < 0)
+                return r;
+        r = format_reason(why, n, -ENOENT, "%s: no %s token", device, TOKEN_TPM2_TYPE);
+        for (int id = 0; id < LUKS_SLOTS_MAX; id++) {
+                Tpm2Token t;
+
+                if (!(hdr.info.tokens & (1u << id)) || !token_is(cd, id, TOKEN_TPM2_TYPE))
+                        continue;
+                r = read_tpm2_token(cd, id, &t, why, n);
+                if (r >= 0)
+                        r = unseal_token(cd, tpm, id, &t, NULL, 0, vk, vk_size, why, n);
+                if (r >= 0)
+                        return 0;
+        }
+        return r;
 }

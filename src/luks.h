@@ -31,6 +31,8 @@ typedef struct EnrollParams {
         const char *pin;          /* NULL: no PIN */
         size_t pin_size;
         bool recovery_key;
+        bool has_attest;          /* the token demands attestation against the policy with this digest */
+        uint8_t attest[32];
 } EnrollParams;
 
 typedef struct EnrollResult {
@@ -43,11 +45,23 @@ int luks_enroll(const char *device, const char *unlock_secret, size_t unlock_siz
                 const EnrollParams *p, EnrollResult *ret, char *why, size_t why_size);
 void enroll_result_done(EnrollResult *r);
 
+/* What unlock asks its caller for, each optional (NULL).
+ * attest: before a token that demands attestation (Tpm2Token.has_attest) is unsealed; brings the
+ *   gate PCR to its attested value or fails (why set). The unseal is tried either way, so that a
+ *   failed attestation ends in the TPM's own refusal; unlock then returns attest's error.
+ * unlocked: after the key was verified (and the volume activated), with the volume key (in secure
+ *   memory, only for the duration of the call) and the volume's UUID. */
+typedef struct LuksUnlockHooks {
+        int (*attest)(void *userdata, const Tpm2Token *t, int token_id, char *why, size_t why_size);
+        int (*unlocked)(void *userdata, const char *uuid, const uint8_t *vk, size_t vk_size);
+        void *userdata;
+} LuksUnlockHooks;
+
 /* name NULL: check the key against the keyslot without activating (the only mode without
  * device-mapper); name "": activate as luks-UUID, as systemd names volumes. pin NULL when none was
  * given. */
 int luks_unlock_tpm(const char *device, const char *name, TpmContext *tpm, const char *pin, size_t pin_size,
-                    char *why, size_t why_size);
+                    const LuksUnlockHooks *hooks, char *why, size_t why_size);
 int luks_unlock_recovery(const char *device, const char *name, const char *typed_key, size_t typed_size, char *why,
                          size_t why_size);
 
@@ -110,3 +124,18 @@ int luks_reseal(const char *device, TpmContext *tpm, const ResealParams *p, Rese
 /* Removes a token and the keyslots no other token uses; refuses (-ENOTEMPTY) when no keyslot would
  * be left outside TPM-bound tokens, since a PCR change would then lock the volume. */
 int luks_remove_token(const char *device, int token, uint32_t *ret_keyslots, char *why, size_t why_size);
+
+/* ---- First-boot provisioning (provision.c) ---- */
+
+struct crypt_device;
+
+/* A TPM slot, and the recovery slot when p->recovery_key, for vk on a writable context; key_flags as
+ * for crypt_keyslot_add_by_key() (provisioning adds slots for a new key that is not yet the
+ * volume's), 0 for the volume key. ret->recovery_key receives the recovery key. */
+int luks_add_sealed_slots(struct crypt_device *cd, TpmContext *tpm, const EnrollParams *p, const uint8_t *vk,
+                          size_t vk_size, uint32_t key_flags, EnrollResult *ret, char *why, size_t why_size);
+
+/* The volume key from a cvmcrypt-tpm2 token of a volume whose provisioning re-key is pending (the
+ * header checked with LUKS_SNAPSHOT_PROVISION); vk holds VK_MAX (64) bytes. */
+int luks_unseal_provisioning(const char *device, TpmContext *tpm, uint8_t *vk, size_t *vk_size, char *why,
+                             size_t why_size);

@@ -56,10 +56,10 @@ static const Verb verbs[] = {
         { "cap", V_CAP, "", 0, 0, "extend the gate PCR so nothing can unseal until the next boot", verb_cap, verify_cap },
         { "status", V_STATUS, "DEV", 1, 1, "keyslots, tokens, PCR bindings and whether it would unlock now", verb_status, NULL },
         { "reseal", V_RESEAL, "DEV", 1, 1, "enroll for the current PCRs, verify, then drop the old slot", verb_reseal, verify_reseal },
-        { "recover", V_RECOVER, "DEV", 1, 1, "unlock with the recovery key and re-enroll the TPM slot", verb_recover, verify_reseal },
+        { "recover", V_RECOVER, "DEV", 1, 1, "unlock with the recovery key and re-enroll the TPM slot", verb_recover, verify_recover },
         { "remove", V_REMOVE, "DEV", 1, 1, "remove a token and its keyslot, never the last way in", verb_remove, verify_remove },
-        { "provision", V_PROVISION, "DEV", 1, 1, "first boot: re-key a build-time volume and seal it to this VM", NULL, NULL },
-        { "image-prepare", V_IMAGE_PREPARE, "IMAGE", 1, 1, "encrypt a disk image for provisioning on first boot", NULL, NULL },
+        { "provision", V_PROVISION, "DEV [NAME]", 1, 2, "first boot: re-key a build-time volume and seal it to this VM", verb_provision, NULL },
+        { "image-prepare", V_IMAGE_PREPARE, "IMAGE", 1, 1, "encrypt a disk image for provisioning on first boot", verb_image_prepare, verify_image_prepare },
 };
 
 enum {
@@ -99,6 +99,10 @@ enum {
         OPT_LOG,
         OPT_BINARY,
         OPT_NO_ATTEST,
+        OPT_ESCROW,
+        OPT_ESCROW_KEY,
+        OPT_KEY_FILE,
+        OPT_ATTEST,
 };
 
 typedef struct OptionDef {
@@ -118,9 +122,12 @@ static const OptionDef option_defs[] = {
         { { "kernel-cmdline", required_argument, NULL, OPT_KERNEL_CMDLINE }, V_ALL, "FILE", "read cvmcrypt.* settings from FILE instead of /proc/cmdline" },
         { { "dry-run", no_argument, NULL, OPT_DRY_RUN }, V_BOOT | V_TEMPDISK, NULL, "validate and print the plan; touch nothing" },
         { { "device", required_argument, NULL, OPT_DEVICE }, V_TEMPDISK, "DEV", "the temp disk (instead of detection)" },
-        { { "unlock-key-file", required_argument, NULL, OPT_UNLOCK_KEY_FILE }, V_ENROLL | V_RESEAL, "FILE", "existing passphrase or key file ('-': stdin); default: ask" },
-        { { "pcrs", required_argument, NULL, OPT_PCRS }, V_ENROLL | V_RESEAL | V_RECOVER, "LIST", "PCRs to bind, e.g. 0,4,7 (default 7; reseal: the old token's)" },
-        { { "pcr-bank", required_argument, NULL, OPT_PCR_BANK }, V_ENROLL | V_RESEAL | V_RECOVER | V_PREDICT, "BANK", "sha256 (default) or sha384" },
+        { { "unlock-key-file", required_argument, NULL, OPT_UNLOCK_KEY_FILE }, V_ENROLL | V_RESEAL | V_IMAGE_PREPARE, "FILE", "existing passphrase or key file ('-': stdin); default: ask" },
+        { { "pcrs", required_argument, NULL, OPT_PCRS }, V_ENROLL | V_RESEAL | V_RECOVER | V_IMAGE_PREPARE, "LIST", "PCRs to bind, e.g. 0,4,7 (default 7; reseal: the old token's; image-prepare: besides the gate PCR)" },
+        { { "pcr-bank", required_argument, NULL, OPT_PCR_BANK }, V_ENROLL | V_RESEAL | V_RECOVER | V_PREDICT | V_IMAGE_PREPARE, "BANK", "sha256 (default) or sha384" },
+        { { "key-file", required_argument, NULL, OPT_KEY_FILE }, V_IMAGE_PREPARE, "FILE", "write the build-time key here (created 0600, never overwritten)" },
+        { { "escrow", required_argument, NULL, OPT_ESCROW }, V_RECOVER, "FILE", "the recovery key escrow a first boot wrote (needs --key)" },
+        { { "key", required_argument, NULL, OPT_ESCROW_KEY }, V_RECOVER, "FILE", "--escrow: the admin's private key (PEM)" },
         { { "pcr-value", required_argument, NULL, OPT_PCR_VALUE }, V_ENROLL | V_RESEAL | V_RECOVER, "N=HEX", "bind PCR N to a predicted value instead of the current one" },
         { { "recovery-key", no_argument, NULL, OPT_RECOVERY_KEY }, V_ENROLL, NULL, "also add a recovery key, printed once" },
         { { "recovery-key-file", required_argument, NULL, OPT_RECOVERY_KEY_FILE }, V_ENROLL | V_UNLOCK | V_RESEAL | V_RECOVER, "FILE", "enroll: write the new recovery key here (0600); others: read it from here" },
@@ -133,8 +140,8 @@ static const OptionDef option_defs[] = {
         { { "hcl", required_argument, NULL, OPT_HCL }, V_ATTEST, "FILE", "an Azure HCL report (vTPM NV 0x01400001) instead of a bare report" },
         { { "vcek", required_argument, NULL, OPT_VCEK }, V_ATTEST, "FILE", "verify: the VCEK or VLEK (PEM or DER), optionally with its chain" },
         { { "chain", required_argument, NULL, OPT_CHAIN }, V_ATTEST, "FILE", "verify: ASK (or ASVK) and ARK, PEM" },
-        { { "anchors", required_argument, NULL, OPT_ANCHORS }, V_ATTEST | V_PREDICT, "DIR", "attest verify, predict: trusted ARKs (default from the configuration)" },
-        { { "policy", required_argument, NULL, OPT_POLICY }, V_ATTEST | V_PREDICT, "FILE", "attest verify, predict: attestation policy (default from the configuration)" },
+        { { "anchors", required_argument, NULL, OPT_ANCHORS }, V_ATTEST | V_PREDICT | V_ENROLL, "DIR", "attest verify, predict, enroll --attest: trusted ARKs (default from the configuration)" },
+        { { "policy", required_argument, NULL, OPT_POLICY }, V_ATTEST | V_PREDICT | V_ENROLL, "FILE", "attest verify, predict, enroll --attest: attestation policy (default from the configuration)" },
         { { "crl", required_argument, NULL, OPT_CRL }, V_ATTEST, "FILE", "verify: a CRL issued by the ARK or ASK" },
         { { "quote", required_argument, NULL, OPT_QUOTE }, V_ATTEST, "FILE", "verify --hcl: a vTPM quote (TPMS_ATTEST)" },
         { { "quote-sig", required_argument, NULL, OPT_QUOTE_SIG }, V_ATTEST, "FILE", "verify --hcl: the quote's signature" },
@@ -145,7 +152,8 @@ static const OptionDef option_defs[] = {
         { { "timeout", required_argument, NULL, OPT_TIMEOUT }, V_ATTEST, "SECONDS", "--source: how long to wait for a fresh report (default 10)" },
         { { "verify", no_argument, NULL, OPT_VERIFY }, V_MEASURE, NULL, "replay the event log against the PCRs instead of extending" },
         { { "log", required_argument, NULL, OPT_LOG }, V_MEASURE | V_CAP, "FILE", "event log (default from the configuration)" },
-        { { "binary", required_argument, NULL, OPT_BINARY }, V_PREDICT, "FILE", "the cvmcrypt binary of the image (default: this one)" },
+        { { "binary", required_argument, NULL, OPT_BINARY }, V_PREDICT | V_ENROLL, "FILE", "predict, enroll --attest: the cvmcrypt binary of the image (default: this one)" },
+        { { "attest", no_argument, NULL, OPT_ATTEST }, V_ENROLL, NULL, "bind the gate PCR to its value after attestation passed (predicted)" },
         { { "no-attest", no_argument, NULL, OPT_NO_ATTEST }, V_PREDICT, NULL, "the value before attestation (for volumes that do not demand it)" },
 };
 
@@ -384,6 +392,18 @@ static int handle_option(int c, const char *context, const Verb *v, char **argv)
                 return 0;
         case OPT_NO_ATTEST:
                 arg_cli.no_attest = true;
+                return 0;
+        case OPT_ESCROW:
+                arg_cli.escrow = optarg;
+                return 0;
+        case OPT_ESCROW_KEY:
+                arg_cli.escrow_key = optarg;
+                return 0;
+        case OPT_KEY_FILE:
+                arg_cli.key_file = optarg;
+                return 0;
+        case OPT_ATTEST:
+                arg_cli.attest = true;
                 return 0;
         case OPT_TOKEN:
                 if (parse_token_id(optarg, &arg_cli.token) < 0)

@@ -22,7 +22,7 @@
 static const char *const event_names[_MEASURE_EVENT_MAX] = {
         [MEASURE_BINARY] = "binary",     [MEASURE_CONFIG] = "config",     [MEASURE_ANCHORS] = "anchors",
         [MEASURE_POLICY] = "policy",     [MEASURE_ATTESTED] = "attested", [MEASURE_VOLUME] = "volume",
-        [MEASURE_BOOT_DONE] = "boot-done",
+        [MEASURE_BOOT_DONE] = "boot-done", [MEASURE_PROVISIONED] = "provisioned",
 };
 
 const char *measure_event_name(MeasureEvent e) {
@@ -83,6 +83,8 @@ static bool event_string_valid(MeasureEvent e, const char *s) {
 
         if (e == MEASURE_BOOT_DONE)
                 return strcmp(s, "cvmcrypt:boot-done") == 0;
+        if (e == MEASURE_PROVISIONED)
+                return strncmp(s, "cvmcrypt:provisioned:", 21) == 0 && measure_volume_uuid_valid(s + 21);
         if (strncmp(s, "cvmcrypt:", 9) != 0 || strncmp(s + 9, name, len) != 0 || s[9 + len] != ':')
                 return false;
         s += 9 + len + 1;

@@ -663,6 +663,54 @@ int measure_start(TpmContext *t, const char *log, unsigned pcr, const MeasurePla
         return extend_items(t, &w, &b, pcr, p->items, p->n, why, n);
 }
 
+/* An attested event means something only after the start events, once, and before the cap. */
+static int check_attestable(const MeasureLog *log, const char *path, unsigned pcr, char *why, size_t n) {
+        long attested = -1, capped = -1;
+        bool started = false;
+
+        for (size_t i = 0; i < log->n; i++) {
+                const MeasureRecord *rec = &log->records[i];
+
+                if (rec->nv || rec->pcr != pcr)
+                        continue;
+                if (rec->event == MEASURE_BINARY)
+                        started = true;
+                else if (rec->event == MEASURE_ATTESTED && attested < 0)
+                        attested = (long) i;
+                else if (rec->event == MEASURE_BOOT_DONE && capped < 0)
+                        capped = (long) i;
+        }
+        if (capped >= 0)
+                return format_reason(why, n, -EALREADY, "PCR %u was capped in this boot (event log record %ld): nothing can unseal until the next boot",
+                                     pcr, capped);
+        if (attested >= 0)
+                return format_reason(why, n, -EALREADY, "attestation is already recorded in PCR %u in this boot (event log record %ld)",
+                                     pcr, attested);
+        if (!started)
+                return format_reason(why, n, -ENOMSG,
+                                     "cvmcrypt has not measured itself in this boot (no cvmcrypt:binary record for PCR %u in %s): run `cvmcrypt measure` first",
+                                     pcr, path);
+        return 0;
+}
+
+int measure_attest_ready(const char *log, unsigned pcr, char *why, size_t n) {
+        _cleanup_(measure_log_done) MeasureLog l = {};
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        bool sticky;
+        int r;
+
+        if (!log || pcr >= TPM_PCR_MAX)
+                return -EINVAL;
+        r = event_log_open(log, false, &fd, &text, &size, &sticky, why, n);
+        if (r >= 0)
+                r = event_log_parse(log, text, size, &l, why, n);
+        if (r >= 0)
+                r = check_attestable(&l, log, pcr, why, n);
+        return r;
+}
+
 int measure_attested(TpmContext *t, const char *log, unsigned pcr, const uint8_t policy_digest[32], char *why,
                      size_t n) {
         _cleanup_(writer_done) Writer w = WRITER_INIT(log);
@@ -677,7 +725,10 @@ int measure_attested(TpmContext *t, const char *log, unsigned pcr, const uint8_t
         r = active_banks(t, true, &b, why, n);
         if (r < 0)
                 return r;
-        r = writer_open(&w, false, why, n);
+        r = writer_open(&w, true, why, n);
+        if (r < 0)
+                return r;
+        r = check_attestable(&w.log, log, pcr, why, n);
         if (r < 0)
                 return r;
         return extend_items(t, &w, &b, pcr, p.items, p.n, why, n);
@@ -736,6 +787,19 @@ int measure_boot_done(TpmContext *t, const char *log, unsigned pcr, char *why, s
         if (!t || !log || pcr >= TPM_PCR_MAX)
                 return -EINVAL;
         record_init(&rec, pcr, MEASURE_BOOT_DONE, "cvmcrypt:boot-done", NULL);
+        return extend_forced(t, log, &rec, NULL, 0, why, n);
+}
+
+int measure_provisioned(TpmContext *t, const char *log, unsigned pcr, const char *uuid, char *why, size_t n) {
+        char string[MEASURE_STRING_MAX];
+        MeasureRecord rec;
+
+        if (!t || !log || pcr >= TPM_PCR_MAX)
+                return -EINVAL;
+        if (!measure_volume_uuid_valid(uuid))
+                return format_reason(why, n, -EINVAL, "the volume UUID cannot be measured (hex digits and dashes)");
+        (void) snprintf(string, sizeof(string), "cvmcrypt:provisioned:%s", uuid);
+        record_init(&rec, pcr, MEASURE_PROVISIONED, string, NULL);
         return extend_forced(t, log, &rec, NULL, 0, why, n);
 }
 

@@ -19,6 +19,7 @@
  *   cvmcrypt:attested:sha256:HEX   the policy digest again, after attestation passed
  *   cvmcrypt:NAME:UUID             volume identity, measured as HMAC(volume key, this string)
  *   cvmcrypt:boot-done             the cap
+ *   cvmcrypt:provisioned:UUID      this boot re-keyed and sealed volume UUID (first boot)
  *
  * The log is systemd's userspace TPM log (CEL-JSON records in RFC 7464 JSON-SEQ: RS, JSON, LF),
  * shared with systemd: writers hold flock(LOCK_EX) while they extend and append and set the
@@ -49,6 +50,7 @@ typedef enum MeasureEvent {
         MEASURE_ATTESTED,
         MEASURE_VOLUME,
         MEASURE_BOOT_DONE,
+        MEASURE_PROVISIONED,
         _MEASURE_EVENT_MAX,
 } MeasureEvent;
 
@@ -145,9 +147,13 @@ int measure_predict(const MeasurePlan *p, uint16_t bank, uint8_t ret[TPM_DIGEST_
  * extends nothing unless all of that holds. */
 int measure_start(TpmContext *t, const char *log, unsigned pcr, const MeasurePlan *p, char *why, size_t n);
 
-/* Attestation passed against the policy with this digest (attest_policy_digest()). */
+/* Attestation passed against the policy with this digest (attest_policy_digest()). Refuses unless
+ * the log holds the start events for pcr (-ENOMSG) and neither an attested event nor the cap
+ * (-EALREADY). */
 int measure_attested(TpmContext *t, const char *log, unsigned pcr, const uint8_t policy_digest[32], char *why,
                      size_t n);
+/* The same checks on the log alone, before the work of attesting: 0, -ENOMSG or -EALREADY. */
+int measure_attest_ready(const char *log, unsigned pcr, char *why, size_t n);
 
 /* The cap events. They extend the PCR even when the log cannot be written: they return -errno
  * only when the PCR was not extended, and 1 (why set) when it was but its record could not be
@@ -156,6 +162,9 @@ int measure_attested(TpmContext *t, const char *log, unsigned pcr, const uint8_t
 int measure_volume(TpmContext *t, const char *log, unsigned pcr, const char *name, const char *uuid, const void *vk,
                    size_t vk_size, char *why, size_t n);
 int measure_boot_done(TpmContext *t, const char *log, unsigned pcr, char *why, size_t n);
+/* After a first boot's provisioning, once the volume is open (the new slot is sealed to the PCR's
+ * value before it); same return values as the cap events. */
+int measure_provisioned(TpmContext *t, const char *log, unsigned pcr, const char *uuid, char *why, size_t n);
 
 /* ---- replay ---- */
 

@@ -30,6 +30,7 @@
 #define SWAP_LABEL "cvmcrypt-swap"
 #define SWAP_PAGES_MIN 10 /* what the kernel's swapon accepts */
 #define TOOL_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
+#define WIPE_MAX 64 /* signatures erased, at most */
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
 
@@ -52,15 +53,44 @@ static _printf_(3, 4) int strf(char *buf, size_t n, const char *fmt, ...) {
 
 int tempdisk_target(const Config *cfg, size_t index, char *mapping, size_t mapping_size, char *mount,
                     size_t mount_size) {
-        if (index == 0)
-                return strf(mapping, mapping_size, "%s", TEMPDISK_MAPPING) < 0 ||
-                                       strf(mount, mount_size, "%s", cfg->tempdisk_mount) < 0
-                               ? -ENAMETOOLONG
-                               : 0;
-        return strf(mapping, mapping_size, "%s-%zu", TEMPDISK_MAPPING, index) < 0 ||
-                               strf(mount, mount_size, "%s-%zu", cfg->tempdisk_mount, index) < 0
-                       ? -ENAMETOOLONG
-                       : 0;
+        int r;
+
+        if (index == 0) {
+                r = strf(mapping, mapping_size, "%s", TEMPDISK_MAPPING);
+                return r < 0 ? r : strf(mount, mount_size, "%s", cfg->tempdisk_mount);
+        }
+        r = strf(mapping, mapping_size, "%s-%zu", TEMPDISK_MAPPING, index);
+        return r < 0 ? r : strf(mount, mount_size, "%s-%zu", cfg->tempdisk_mount, index);
+}
+
+/* As wipefs -a: the magic bytes of every signature and partition table libblkid finds, so nothing
+ * of the old content outlives the format. A backup GPT header at the end of an Azure disk would
+ * otherwise sit beside our header, and the next boot would refuse its own volume. */
+static int wipe_signatures(const char *path, char *why, size_t n) {
+        _cleanup_close_ int fd = open(path, O_RDWR | O_EXCL | O_CLOEXEC | O_NOCTTY);
+        _cleanup_(blkid_free_probep) blkid_probe pr = NULL;
+        int i, r = 0;
+
+        if (fd < 0)
+                return format_reason(why, n, negative_errno(), "%s: cannot open exclusively for writing: %s", path,
+                                     strerror(errno));
+        pr = blkid_new_probe();
+        if (!pr || blkid_probe_set_device(pr, fd, 0, 0) < 0)
+                return format_reason(why, n, -ENOMEM, "%s: cannot set up libblkid", path);
+        blkid_probe_enable_superblocks(pr, 1);
+        blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_MAGIC | BLKID_SUBLKS_BADCSUM);
+        blkid_probe_enable_partitions(pr, 1);
+        blkid_probe_set_partitions_flags(pr, BLKID_PARTS_MAGIC | BLKID_PARTS_FORCE_GPT);
+        for (i = 0; i < WIPE_MAX && (r = blkid_do_probe(pr)) == 0; i++)
+                if (blkid_do_wipe(pr, 0) < 0)
+                        return format_reason(why, n, -EIO, "%s: cannot erase an old signature", path);
+        if (r < 0)
+                return format_reason(why, n, -EIO, "%s: probing for old signatures failed", path);
+        if (i == WIPE_MAX)
+                return format_reason(why, n, -EUCLEAN, "%s: more than %d old signatures", path, WIPE_MAX);
+        if (fsync(fd) < 0)
+                return format_reason(why, n, negative_errno(), "%s: %s", path, strerror(errno));
+        return 0;
 }
 
 int tempdisk_format(const Config *cfg, const TempdiskDisk *d, const char *mapping, TempdiskFormatted *ret,
@@ -74,6 +104,9 @@ int tempdisk_format(const Config *cfg, const TempdiskDisk *d, const char *mappin
 
         if (!key)
                 return format_reason(why, n, -ENOMEM, "cannot allocate locked memory for the key");
+        r = wipe_signatures(d->path, why, n);
+        if (r < 0)
+                return r;
         if (getrandom(key, KEY_SIZE, 0) != KEY_SIZE)
                 return format_reason(why, n, -EIO, "getrandom failed: %s", strerror(errno));
         crypt_set_log_callback(NULL, log_from_libcryptsetup, NULL);
@@ -292,8 +325,9 @@ static int write_file(const char *path, const char *text) {
         return 0;
 }
 
-/* unit_dir/NAME and unit_dir/TARGET.wants/NAME -> ../NAME: wanted, not required, so a failure
- * does not fail the boot (what nofail means in fstab). */
+/* unit_dir/NAME and unit_dir/TARGET.wants/NAME -> ../NAME: wanted by the target, not required
+ * and not ordered before it, so a failure neither fails nor holds up the boot (what nofail means
+ * in fstab). */
 static int install_unit(const char *unit_dir, const char *name, const char *target, const char *text) {
         char path[TEMPDISK_PATH_MAX], link[TEMPDISK_PATH_MAX], dest[TEMPDISK_PATH_MAX];
         int r;
@@ -336,7 +370,6 @@ int tempdisk_write_units(const char *unit_dir, TempdiskFs fs, const char *device
                  "Documentation=man:cvmcrypt(8)\n"
                  "Requires=%s\n"
                  "After=%s\n"
-                 "Before=local-fs.target\n"
                  "\n"
                  "[Mount]\n"
                  "What=%s\n"

@@ -31,7 +31,6 @@
 #define GPT_BASIC_DATA "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
-DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe);
 
 static _printf_(3, 4) int pathf(char *buf, size_t n, const char *fmt, ...) {
         va_list ap;
@@ -61,14 +60,15 @@ static int read_value(const char *path, char *buf, size_t n) {
         return 0;
 }
 
-static _printf_(4, 5) int read_valuef(char *buf, size_t n, char *path, const char *fmt, ...) {
+static _printf_(3, 4) int read_valuef(char *buf, size_t n, const char *fmt, ...) {
+        char path[TEMPDISK_PATH_MAX];
         va_list ap;
         int k;
 
         va_start(ap, fmt);
-        k = vsnprintf(path, TEMPDISK_PATH_MAX, fmt, ap);
+        k = vsnprintf(path, sizeof(path), fmt, ap);
         va_end(ap);
-        if (k < 0 || k >= TEMPDISK_PATH_MAX)
+        if (k < 0 || (size_t) k >= sizeof(path))
                 return -ENAMETOOLONG;
         return read_value(path, buf, n);
 }
@@ -91,10 +91,10 @@ static int parse_devnum(const char *s, dev_t *ret) {
 }
 
 static int sysfs_devnum(const char *dir, dev_t *ret) {
-        char path[TEMPDISK_PATH_MAX], value[32];
+        char value[32];
         int r;
 
-        r = read_valuef(value, sizeof(value), path, "%s/dev", dir);
+        r = read_valuef(value, sizeof(value), "%s/dev", dir);
         return r < 0 ? r : parse_devnum(value, ret);
 }
 
@@ -209,11 +209,11 @@ static int scsi_lun(const TempdiskRoots *roots, const char *name, unsigned *ret)
  * Virtual Disk) whose controller's VMBus device_id has 0001 as its second group (Gen1), or LUN 1 on
  * the first Gen2 controller. Returns 1 and the id when it is, 0 when not. */
 static int scsi_resource_id(const TempdiskRoots *roots, const char *name, char *id, size_t n) {
-        char path[TEMPDISK_PATH_MAX], vendor[SYSFS_VALUE_MAX], model[SYSFS_VALUE_MAX], device_id[SYSFS_VALUE_MAX];
+        char vendor[SYSFS_VALUE_MAX], model[SYSFS_VALUE_MAX], device_id[SYSFS_VALUE_MAX];
         unsigned lun;
 
-        if (read_valuef(vendor, sizeof(vendor), path, "%s/block/%s/device/vendor", roots->sys, name) < 0 ||
-            read_valuef(model, sizeof(model), path, "%s/block/%s/device/model", roots->sys, name) < 0 ||
+        if (read_valuef(vendor, sizeof(vendor), "%s/block/%s/device/vendor", roots->sys, name) < 0 ||
+            read_valuef(model, sizeof(model), "%s/block/%s/device/model", roots->sys, name) < 0 ||
             strcmp(vendor, "Msft") != 0 || strcmp(model, "Virtual Disk") != 0)
                 return 0;
         if (vmbus_device_id(roots, name, device_id, sizeof(device_id)) < 0 || scsi_lun(roots, name, &lun) < 0)
@@ -229,20 +229,20 @@ static int scsi_resource_id(const TempdiskRoots *roots, const char *name, char *
 static bool nvme_name(const char *name, unsigned *ctrl, unsigned *ns) {
         int end = 0;
 
-        return sscanf(name, "nvme%un%u%n", ctrl, ns, &end) == 2 && name[end] == '\0' && !strchr(name, 'c');
+        return sscanf(name, "nvme%un%u%n", ctrl, ns, &end) == 2 && name[end] == '\0';
 }
 
 /* A namespace of a "Microsoft NVMe Direct Disk" or "... v2" controller: Azure's local NVMe disks. */
 static int nvme_local_id(const TempdiskRoots *roots, const char *name, char *id, size_t n) {
-        char path[TEMPDISK_PATH_MAX], model[SYSFS_VALUE_MAX], serial[SYSFS_VALUE_MAX], nsid[32];
+        char model[SYSFS_VALUE_MAX], serial[SYSFS_VALUE_MAX], nsid[32];
         unsigned ctrl, ns;
 
         if (!nvme_name(name, &ctrl, &ns) ||
-            read_valuef(model, sizeof(model), path, "%s/block/%s/device/model", roots->sys, name) < 0 ||
+            read_valuef(model, sizeof(model), "%s/block/%s/device/model", roots->sys, name) < 0 ||
             (strcmp(model, "Microsoft NVMe Direct Disk") != 0 && strcmp(model, "Microsoft NVMe Direct Disk v2") != 0) ||
-            read_valuef(nsid, sizeof(nsid), path, "%s/block/%s/nsid", roots->sys, name) < 0)
+            read_valuef(nsid, sizeof(nsid), "%s/block/%s/nsid", roots->sys, name) < 0)
                 return 0;
-        if (read_valuef(serial, sizeof(serial), path, "%s/block/%s/device/serial", roots->sys, name) < 0 ||
+        if (read_valuef(serial, sizeof(serial), "%s/block/%s/device/serial", roots->sys, name) < 0 ||
             !*serial)
                 snprintf(serial, sizeof(serial), "%s", name);
         sanitize(serial);
@@ -704,7 +704,7 @@ static void guard_whole_disk(const TempdiskRoots *roots, const TempdiskDisk *d, 
         struct dirent *de;
         struct stat st;
 
-        if (read_valuef(value, sizeof(value), path, "%s/class/block/%s/partition", roots->sys, d->name) >= 0) {
+        if (read_valuef(value, sizeof(value), "%s/class/block/%s/partition", roots->sys, d->name) >= 0) {
                 verdict(c, TEMPDISK_GUARD_WHOLE_DISK, -ENOTBLK, "%s is partition %s of a disk, not a whole disk",
                         d->path, value);
                 return;

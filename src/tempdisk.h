@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <blkid.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "config.h"
+#include "macro.h"
 
 /* The ephemeral temp (resource) disk. It is found by positive identity only, refused unless every
  * guard passes, and formatted with a key that exists only in this boot. Functions return 0 or a
@@ -23,6 +25,8 @@
 #define TEMPDISK_UUID_MAX 40
 /* Where the runtime mount and swap units go when we run in the initrd. */
 #define TEMPDISK_UNIT_DIR "/run/systemd/system"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe);
 
 /* Where sysfs, /dev and /proc are: the real ones in production, fake trees in the unit tests. */
 typedef struct TempdiskRoots {
@@ -117,9 +121,11 @@ typedef struct TempdiskFormatted {
         char uuid[TEMPDISK_UUID_MAX]; /* LUKS2 UUID; empty with tempdisk-crypt=plain */
 } TempdiskFormatted;
 
-/* Generates a 64-byte key with getrandom into locked memory, writes a LUKS2 header without any
- * keyslot (or nothing, for plain dm-crypt), aes-xts-plain64 with 4096-byte sectors, activates
- * /dev/mapper/<mapping> by that key and wipes the key. Only after tempdisk_check() passed. */
+/* Erases the magic of every signature and partition table libblkid finds (on an O_EXCL
+ * descriptor), generates a 64-byte key with getrandom into locked memory, writes a LUKS2 header
+ * without any keyslot (or nothing, for plain dm-crypt), aes-xts-plain64 with 4096-byte sectors,
+ * activates /dev/mapper/<mapping> by that key and wipes the key. Only after tempdisk_check()
+ * passed. */
 int tempdisk_format(const Config *cfg, const TempdiskDisk *d, const char *mapping, TempdiskFormatted *ret,
                     char *why, size_t n);
 

@@ -168,31 +168,36 @@ static bool srk_name_well_formed(const uint8_t *p, size_t size) {
                (alg == TPM2_ALG_SHA512 && size == 2 + 64);
 }
 
-static int parse_pcrs(json_object *root, Tpm2Token *t, char *why, size_t n) {
+static int parse_bank(json_object *root, uint16_t *ret, char *why, size_t n) {
         json_object *v;
         const char *bank;
-        size_t digest_size, count = 0;
-        int last = -1, r;
+        char buf[40];
+        int r;
 
         r = field(root, "tpm2-pcr-bank", json_type_string, &v, why, n);
         if (r < 0)
                 return r;
         bank = json_object_get_string(v);
         if (strcmp(bank, "sha256") == 0)
-                t->pcrs.bank = TPM2_ALG_SHA256;
+                *ret = TPM2_ALG_SHA256;
         else if (strcmp(bank, "sha384") == 0)
-                t->pcrs.bank = TPM2_ALG_SHA384;
-        else {
-                char buf[40];
+                *ret = TPM2_ALG_SHA384;
+        else
                 return format_reason(why, n, -EINVAL, "token field 'tpm2-pcr-bank' is '%s', not sha256 or sha384",
                             shown(bank, buf));
-        }
-        digest_size = bank_digest_size(t->pcrs.bank);
+        return 0;
+}
+
+/* tpm2-pcrs: sorted, unique PCR numbers. */
+static int parse_pcr_array(json_object *root, bool allow_empty, uint32_t *ret, char *why, size_t n) {
+        json_object *v;
+        uint32_t mask = 0;
+        int last = -1, r;
 
         r = field(root, "tpm2-pcrs", json_type_array, &v, why, n);
         if (r < 0)
                 return r;
-        if (json_object_array_length(v) == 0)
+        if (json_object_array_length(v) == 0 && !allow_empty)
                 return format_reason(why, n, -EINVAL, "token field 'tpm2-pcrs' is empty");
         for (size_t i = 0; i < json_object_array_length(v); i++) {
                 json_object *e = json_object_array_get_idx(v, i);
@@ -208,8 +213,24 @@ static int parse_pcrs(json_object *root, Tpm2Token *t, char *why, size_t n) {
                 if (pcr <= last)
                         return format_reason(why, n, -EINVAL, "token field 'tpm2-pcrs' is not sorted and unique");
                 last = (int) pcr;
-                t->pcrs.mask |= UINT32_C(1) << pcr;
+                mask |= UINT32_C(1) << pcr;
         }
+        *ret = mask;
+        return 0;
+}
+
+static int parse_pcrs(json_object *root, Tpm2Token *t, char *why, size_t n) {
+        json_object *v;
+        size_t digest_size, count = 0;
+        int r;
+
+        r = parse_bank(root, &t->pcrs.bank, why, n);
+        if (r < 0)
+                return r;
+        digest_size = bank_digest_size(t->pcrs.bank);
+        r = parse_pcr_array(root, false, &t->pcrs.mask, why, n);
+        if (r < 0)
+                return r;
 
         r = field(root, "tpm2-pcr-values", json_type_object, &v, why, n);
         if (r < 0)
@@ -427,6 +448,75 @@ int token_recovery_format(const RecoveryToken *t, char **ret) {
         r = finish(f, &buf);
         if (r < 0)
                 return r;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+int token_provision_parse(const char *json, ProvisionToken *ret, char *why, size_t why_size) {
+        static const char *const fields[] = { "type", "keyslots", "version", "key", "tpm2-pcrs", "tpm2-pcr-bank" };
+        _cleanup_(json_object_putp) json_object *root = NULL;
+        ProvisionToken t = {};
+        json_object *v;
+        size_t size;
+        int r;
+
+        if (why_size > 0)
+                why[0] = '\0';
+        r = parse_object(json, &root, why, why_size);
+        if (r < 0)
+                return r;
+        r = parse_common(root, TOKEN_PROVISION_TYPE, &t.keyslot, why, why_size);
+        if (r < 0)
+                return r;
+        r = check_fields(root, fields, ELEMENTSOF(fields), why, why_size);
+        if (r < 0)
+                return r;
+        r = field(root, "key", json_type_string, &v, why, why_size);
+        if (r < 0)
+                return r;
+        if (base64_decode_strict(json_object_get_string(v), (size_t) json_object_get_string_len(v), t.key,
+                                 sizeof(t.key), &size) < 0 || size != sizeof(t.key))
+                return format_reason(why, why_size, -EINVAL, "token field 'key' is not %d bytes of base64",
+                                     TOKEN_PROVISION_KEY_SIZE);
+        r = parse_bank(root, &t.bank, why, why_size);
+        if (r < 0)
+                return r;
+        r = parse_pcr_array(root, true, &t.pcr_mask, why, why_size);
+        if (r < 0)
+                return r;
+        *ret = t;
+        return 0;
+}
+
+int token_provision_format(const ProvisionToken *t, char **ret) {
+        _cleanup_free_ char *buf = NULL;
+        char b64[48], why[TOKEN_WHY_MAX]; /* 44 base64 characters for 32 bytes */
+        const char *sep = "";
+        ProvisionToken check;
+        size_t size = 0;
+        FILE *f;
+        int r;
+
+        if (t->keyslot > TOKEN_KEYSLOT_MAX || !bank_name(t->bank) || t->pcr_mask >> TPM_PCR_MAX != 0)
+                return -EINVAL;
+        base64_encode(t->key, sizeof(t->key), b64);
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+        format_head(f, TOKEN_PROVISION_TYPE, t->keyslot);
+        fprintf(f, ",\"key\":\"%s\",\"tpm2-pcrs\":[", b64);
+        for (unsigned i = 0; i < TPM_PCR_MAX; i++)
+                if (t->pcr_mask & (UINT32_C(1) << i)) {
+                        fprintf(f, "%s%u", sep, i);
+                        sep = ",";
+                }
+        fprintf(f, "],\"tpm2-pcr-bank\":\"%s\"}", bank_name(t->bank));
+        r = finish(f, &buf);
+        if (r < 0)
+                return r;
+        r = token_provision_parse(buf, &check, why, sizeof(why));
+        if (r < 0)
+                return r == -ENOMEM ? r : -EINVAL;
         *ret = TAKE_PTR(buf);
         return 0;
 }

@@ -21,10 +21,20 @@
  *    "attest":"<64 hex>"}                       (attest is optional)
  *
  *   {"type":"cvmcrypt-recovery","keyslots":["2"],"version":1}
+ *
+ *   {"type":"cvmcrypt-provision","keyslots":["0"],"version":1,
+ *    "key":"<base64 of the 32-byte build-time passphrase>","tpm2-pcrs":[7],"tpm2-pcr-bank":"sha256"}
+ *
+ * The provisioning token marks the build-time keyslot as one to replace on the first boot
+ * (provision.c). Its key is no secret: every copy of the image has it, which is why the first boot
+ * re-keys the volume. tpm2-pcrs (possibly empty) are the PCRs the new key is sealed to, besides
+ * the gate PCR.
  */
 
 #define TOKEN_TPM2_TYPE "cvmcrypt-tpm2"
 #define TOKEN_RECOVERY_TYPE "cvmcrypt-recovery"
+#define TOKEN_PROVISION_TYPE "cvmcrypt-provision"
+#define TOKEN_PROVISION_KEY_SIZE 32
 #define TOKEN_VERSION 1
 #define TOKEN_BLOB_MAX 1024     /* decoded tpm2-blob */
 #define TOKEN_JSON_MAX 16384    /* a full token is about 4 KiB */
@@ -48,6 +58,13 @@ typedef struct RecoveryToken {
         unsigned keyslot;
 } RecoveryToken;
 
+typedef struct ProvisionToken {
+        unsigned keyslot;
+        uint8_t key[TOKEN_PROVISION_KEY_SIZE];  /* the build-time passphrase of that keyslot */
+        uint16_t bank;                          /* TPM2_ALG_SHA256 or TPM2_ALG_SHA384 */
+        uint32_t pcr_mask;                      /* may be 0: the gate PCR alone */
+} ProvisionToken;
+
 /* json is a NUL-terminated token as libcryptsetup returns it (crypt_token_json_get). ret is written
  * only on success. */
 int token_tpm2_parse(const char *json, Tpm2Token *ret, char *why, size_t why_size);
@@ -56,3 +73,7 @@ int token_tpm2_format(const Tpm2Token *t, char **ret);
 
 int token_recovery_parse(const char *json, RecoveryToken *ret, char *why, size_t why_size);
 int token_recovery_format(const RecoveryToken *t, char **ret);
+
+/* -ENOENT when the keyslot list is empty: the first boot's re-key has dropped the build-time slot. */
+int token_provision_parse(const char *json, ProvisionToken *ret, char *why, size_t why_size);
+int token_provision_format(const ProvisionToken *t, char **ret);

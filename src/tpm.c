@@ -1022,7 +1022,8 @@ static int salt_ecc(const TPMT_PUBLIC *srk, const BankInfo *h, Session *s, TPM2B
         params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * size);
         params[2] = OSSL_PARAM_construct_end();
         pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-        if (!pctx || EVP_PKEY_fromdata_init(pctx) != 1 || EVP_PKEY_fromdata(pctx, &peer, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        if (!pctx || EVP_PKEY_fromdata_init(pctx) != 1 ||
+            EVP_PKEY_fromdata(pctx, &peer, EVP_PKEY_PUBLIC_KEY, params) != 1)
                 return -EBADMSG;
         eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
         if (!eph)
@@ -1057,16 +1058,19 @@ static int salt_rsa(const TPMT_PUBLIC *srk, const BankInfo *h, Session *s, TPM2B
         unsigned char *label;
         size_t len = sizeof(ret->secret);
 
-        if (!bld || !n || !e || BN_set_word(e, exponent) != 1 || OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) != 1 ||
+        if (!bld || !n || !e || BN_set_word(e, exponent) != 1 ||
+            OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) != 1 ||
             OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) != 1 || !(params = OSSL_PARAM_BLD_to_param(bld)))
                 return -ENOMEM;
         pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-        if (!pctx || EVP_PKEY_fromdata_init(pctx) != 1 || EVP_PKEY_fromdata(pctx, &key, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        if (!pctx || EVP_PKEY_fromdata_init(pctx) != 1 ||
+            EVP_PKEY_fromdata(pctx, &key, EVP_PKEY_PUBLIC_KEY, params) != 1)
                 return -EBADMSG;
         if (getrandom(s->salt, h->size, 0) != (ssize_t) h->size)
                 return -EIO;
         ectx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-        if (!ectx || EVP_PKEY_encrypt_init(ectx) != 1 || EVP_PKEY_CTX_set_rsa_padding(ectx, RSA_PKCS1_OAEP_PADDING) != 1 ||
+        if (!ectx || EVP_PKEY_encrypt_init(ectx) != 1 ||
+            EVP_PKEY_CTX_set_rsa_padding(ectx, RSA_PKCS1_OAEP_PADDING) != 1 ||
             EVP_PKEY_CTX_set_rsa_oaep_md_name(ectx, h->evp, NULL) != 1 ||
             EVP_PKEY_CTX_set_rsa_mgf1_md_name(ectx, h->evp, NULL) != 1)
                 return -EIO;
@@ -1243,8 +1247,8 @@ static int sys_unseal(TSS2_SYS_CONTEXT *sys, Session *s, SysHandle *session, TPM
         aes = EVP_CIPHER_fetch(NULL, "AES-128-CFB", NULL);
         ctx = EVP_CIPHER_CTX_new();
         if (!aes || !ctx || EVP_DecryptInit_ex2(ctx, aes, s->sym, s->sym + SESSION_AES_BYTES, NULL) != 1 ||
-            EVP_DecryptUpdate(ctx, out, &len, rp + 2, (int) size) != 1 || EVP_DecryptFinal_ex(ctx, out + len, &fin) != 1 ||
-            (size_t) (len + fin) != size)
+            EVP_DecryptUpdate(ctx, out, &len, rp + 2, (int) size) != 1 ||
+            EVP_DecryptFinal_ex(ctx, out + len, &fin) != 1 || (size_t) (len + fin) != size)
                 return -EIO;
         *ret = TAKE_PTR(out);
         *ret_size = size;

@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* TPM access through ESAPI. Every function returns 0 or a negative errno and logs only at debug
- * level. Errors the caller must tell apart:
+/* TPM access through ESAPI; tpm_unseal() through SAPI (see tpm.c). Every function returns 0 or a
+ * negative errno and logs only at debug level. Errors the caller must tell apart:
  *   -ECOMM        TPM unreachable (TCTI could not be loaded or the transport failed)
  *   -EREMCHG      the SRK's name differs from the expected one (TPM reset, other VM)
  *   -EUCLEAN      the sealed object's authPolicy differs from the expected policy digest

@@ -164,7 +164,7 @@ cvm_pv() {
         run --separate-stderr cvm attest verify --source hcl-nv --tpm "$TPM_TCTI" "${VCEK[@]}" "${TRUST[@]}"
         echo "status $status, stderr '$stderr'"
         [ "$status" -eq "$EXIT_DEVICE" ]
-        [[ "$stderr" == *"attest: not an Azure CVM vTPM: NV index 0x01400001 (HCL report) is not defined"* ]]
+        [[ "$stderr" == *"attest verify: not an Azure CVM vTPM: NV index 0x01400001 (HCL report) is not defined"* ]]
         run tpm2_nvreadpublic 0x01400002
         [ "$status" -ne 0 ]
 }

@@ -25,7 +25,7 @@ unlock_test() {
         run enroll
         echo "$output"
         [ "$status" -eq 0 ]
-        [[ "$output" == "Enrolled TPM2 keyslot 1 (token 0), bound to sha256 PCRs 7." ]]
+        [[ "$output" == "Enrolled TPM2 keyslot 1 (token 0), bound to sha256 PCR 7." ]]
         [ "$(token_field "$IMG" 0 type)" = cvmcrypt-tpm2 ]
         run unlock_test
         echo "$output"

@@ -17,7 +17,7 @@ setup() {
         cp "$BATS_TEST_DIRNAME/../../anchors/ark-milan.pem" "$BATS_TEST_DIRNAME/../../anchors/ark-genoa.pem" "$TEST_TMP/anchors/"
         printf '{"debug": true}\n' >"$TEST_TMP/policy.json"
         CONF=$TEST_TMP/cvmcrypt.conf
-        printf 'anchors = %s\npolicy = %s\nevent-log = %s\n' "$TEST_TMP/anchors" "$TEST_TMP/policy.json" "$LOG" >"$CONF"
+        printf 'anchors = %s\npolicy = %s\nattest = hcl-nv\nevent-log = %s\n' "$TEST_TMP/anchors" "$TEST_TMP/policy.json" "$LOG" >"$CONF"
 }
 teardown() { common_teardown; }
 

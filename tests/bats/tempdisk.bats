@@ -246,6 +246,22 @@ EOF
         [ "$(blkid -p -o value -s LABEL "$LOOP")" = cvmcrypt-tempdisk ]
 }
 
+@test "Azure's NTFS in a GPT: formatted, the backup GPT header erased, so the next run finds its own volume" {
+        truncate -s 126M "$TEST_TMP/part.img"
+        mkntfs -q -F -f -L "Temporary Storage" "$TEST_TMP/part.img" 2>/dev/null
+        ntfscp -f "$TEST_TMP/part.img" "$TEST_TMP/readme" DATALOSS_WARNING_README.txt
+        truncate -s 128M "$TEST_TMP/d.img"
+        sgdisk -n 1:2048:+126M -t 1:0700 "$TEST_TMP/d.img" >/dev/null
+        dd if="$TEST_TMP/part.img" of="$TEST_TMP/d.img" bs=1M seek=1 conv=notrunc,sparse status=none
+        attach "$TEST_TMP/d.img"
+        [[ "$(dry_content "$LOOP")" == *" ok "*"Azure's fresh NTFS"* ]]
+        run cvm tempdisk --device "$LOOP"
+        [ "$status" -eq "$EXIT_DEVICE" ]
+        [[ "$output" == *"activating /dev/mapper/cvmcrypt-tempdisk failed"* ]]
+        [ "$(tail -c 512 "$TEST_TMP/d.img" | head -c 8)" != "EFI PART" ]
+        [[ "$(dry_content "$LOOP")" == *" ok "*"our own earlier LUKS2 volume"* ]]
+}
+
 @test "NTFS with another file, a directory or another label is refused, unchanged" {
         azure_ntfs "$TEST_TMP/f.img" file
         attach "$TEST_TMP/f.img"

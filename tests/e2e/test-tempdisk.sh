@@ -4,8 +4,9 @@
 # made and mounted at /mnt/resource with a swap file on it, a file is written; a second disk with an
 # ext4 file system is refused by the content guard and stays byte for byte the same. Boot 2 of the
 # same images, the disk named through tempdisk= in the configuration: our own header is accepted,
-# the new volume has a new UUID, and the file of boot 1 is gone. Between the boots the host checks
-# the header and that the file's content is nowhere in the image in clear.
+# the new volume has a new UUID, and the file of boot 1 is gone; then, as in an initrd, runtime
+# mount and swap units instead of a mount. Between the boots the host checks the header and that
+# the file's content is nowhere in the image in clear.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 e2e_require
@@ -108,6 +109,29 @@ e2e_step "boot $boot: unmount"
 [ "$boot" = 1 ] && swapoff /mnt/resource/swapfile
 umount /mnt/resource
 cryptsetup close cvmcrypt-tempdisk || e2e_fail "cryptsetup close failed"
+
+if [ "$boot" = 2 ]; then
+        e2e_step "boot 2, as in the initrd: runtime units instead of a mount, the swap file made beforehand"
+        touch /etc/initrd-release
+        out=$(cvmcrypt --config /e2e/data/boot1.conf --kernel-cmdline /tmp/empty-cmdline tempdisk --device "$dev") ||
+                e2e_fail "cvmcrypt tempdisk in the initrd failed: $out"
+        rm /etc/initrd-release
+        echo "$out"
+        echo "$out" | grep -q "ext4 mount unit for /mnt/resource, swap file /mnt/resource/swapfile" || e2e_fail "no units announced"
+        grep -q '^/dev/mapper/cvmcrypt-tempdisk ' /proc/mounts && e2e_fail "mounted in the initrd"
+        for f in mnt-resource.mount mnt-resource-swapfile.swap local-fs.target.wants/mnt-resource.mount \
+                swap.target.wants/mnt-resource-swapfile.swap; do
+                [ -e "/run/systemd/system/$f" ] || e2e_fail "no /run/systemd/system/$f"
+        done
+        cat /run/systemd/system/mnt-resource.mount /run/systemd/system/mnt-resource-swapfile.swap
+        mkdir -p /mnt/check
+        mount /dev/mapper/cvmcrypt-tempdisk /mnt/check
+        [ "$(stat -c '%s %a' /mnt/check/swapfile)" = "67108864 600" ] || e2e_fail "swap file: $(stat -c '%s %a' /mnt/check/swapfile)"
+        swapon /mnt/check/swapfile || e2e_fail "the prepared swap file does not swap on"
+        swapoff /mnt/check/swapfile
+        umount /mnt/check
+        cryptsetup close cvmcrypt-tempdisk
+fi
 sync
 e2e_step "done"
 GUEST

@@ -10,6 +10,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char why[TOKEN_WHY_MAX], *json = malloc(size + 1), *again = NULL, *third = NULL;
+        ProvisionToken prov, prov2;
         RecoveryToken rec;
         Tpm2Token t, t2;
 
@@ -28,6 +29,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 free(again);
                 again = NULL;
                 if (token_recovery_format(&rec, &again) < 0)
+                        abort();
+        }
+        if (token_provision_parse(json, &prov, why, sizeof(why)) == 0) {
+                free(again);
+                again = NULL;
+                if (token_provision_format(&prov, &again) < 0 || token_provision_parse(again, &prov2, why, sizeof(why)) < 0 ||
+                    memcmp(&prov, &prov2, sizeof(prov)) != 0)
                         abort();
         }
         free(again);

@@ -2,8 +2,11 @@
 /* Test-only TCTI: forwards to a child TCTI and, before each of the next N TPM2_Unseal commands, extends
  * PCR 10 in the sha256 bank. The TPM then answers the Unseal with TPM_RC_PCR_CHANGED, which is how a
  * PCR changing between PolicyPCR and Unseal looks. Config: "N:CHILD-TCTI", e.g. "1:swtpm:path=/x/S".
+ * Config "xK:CHILD-TCTI" instead flips the lowest bit of byte K (K < 0: counted from the end) of every
+ * successful TPM2_Unseal response, as someone on the bus would.
  * Load it by path: Tss2_TctiLdr_Initialize("/path/libtss2-tcti-cvmtest.so:1:swtpm:path=/x/S"). */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +20,9 @@ typedef struct Shim {
         TSS2_TCTI_CONTEXT_COMMON_V1 common; /* first: the TSS reads it through the context pointer */
         TSS2_TCTI_CONTEXT *child;
         unsigned bumps;
+        bool flip;          /* corrupt Unseal responses */
+        long flip_at;
+        bool unseal_sent;
 } Shim;
 
 const TSS2_TCTI_INFO *Tss2_Tcti_Info(void);
@@ -56,8 +62,10 @@ static TSS2_RC shim_transmit(TSS2_TCTI_CONTEXT *ctx, size_t size, const uint8_t 
         Shim *s = (Shim *) ctx;
         uint32_t cc;
 
+        s->unseal_sent = false;
         if (size >= 10) {
                 cc = (uint32_t) cmd[6] << 24 | (uint32_t) cmd[7] << 16 | (uint32_t) cmd[8] << 8 | cmd[9];
+                s->unseal_sent = cc == TPM2_CC_Unseal;
                 if (cc == TPM2_CC_Unseal && s->bumps > 0) {
                         TSS2_RC rc = bump(s->child);
                         if (rc != TSS2_RC_SUCCESS)
@@ -69,7 +77,17 @@ static TSS2_RC shim_transmit(TSS2_TCTI_CONTEXT *ctx, size_t size, const uint8_t 
 }
 
 static TSS2_RC shim_receive(TSS2_TCTI_CONTEXT *ctx, size_t *size, uint8_t *rsp, int32_t timeout) {
-        return Tss2_Tcti_Receive(((Shim *) ctx)->child, size, rsp, timeout);
+        Shim *s = (Shim *) ctx;
+        TSS2_RC rc = Tss2_Tcti_Receive(s->child, size, rsp, timeout);
+        long at;
+
+        if (rc != TSS2_RC_SUCCESS || !rsp || !s->flip || !s->unseal_sent || *size < 10 ||
+            memcmp(rsp + 6, "\0\0\0\0", 4) != 0)
+                return rc;
+        at = s->flip_at < 0 ? (long) *size + s->flip_at : s->flip_at;
+        if (at >= 10 && at < (long) *size)
+                rsp[at] ^= 0x01;
+        return rc;
 }
 
 static void shim_finalize(TSS2_TCTI_CONTEXT *ctx) {
@@ -91,7 +109,8 @@ static TSS2_RC shim_locality(TSS2_TCTI_CONTEXT *ctx, uint8_t locality) {
 static TSS2_RC shim_init(TSS2_TCTI_CONTEXT *ctx, size_t *size, const char *conf) {
         Shim *s = (Shim *) ctx;
         char *end = NULL;
-        unsigned long n;
+        unsigned long n = 0;
+        long at = 0;
 
         if (!ctx) {
                 *size = sizeof(Shim);
@@ -99,9 +118,15 @@ static TSS2_RC shim_init(TSS2_TCTI_CONTEXT *ctx, size_t *size, const char *conf)
         }
         if (!conf || *size < sizeof(Shim))
                 return TSS2_TCTI_RC_BAD_VALUE;
-        n = strtoul(conf, &end, 10);
-        if (end == conf || *end != ':')
-                return TSS2_TCTI_RC_BAD_VALUE;
+        if (conf[0] == 'x') {
+                at = strtol(conf + 1, &end, 10);
+                if (end == conf + 1 || *end != ':')
+                        return TSS2_TCTI_RC_BAD_VALUE;
+        } else {
+                n = strtoul(conf, &end, 10);
+                if (end == conf || *end != ':')
+                        return TSS2_TCTI_RC_BAD_VALUE;
+        }
         *s = (Shim){
                 .common = {
                         .magic = SHIM_MAGIC,
@@ -114,6 +139,8 @@ static TSS2_RC shim_init(TSS2_TCTI_CONTEXT *ctx, size_t *size, const char *conf)
                         .setLocality = shim_locality,
                 },
                 .bumps = (unsigned) n,
+                .flip = conf[0] == 'x',
+                .flip_at = at,
         };
         return Tss2_TctiLdr_Initialize(end + 1, &s->child);
 }
@@ -122,8 +149,8 @@ const TSS2_TCTI_INFO *Tss2_Tcti_Info(void) {
         static const TSS2_TCTI_INFO info = {
                 .version = 1,
                 .name = "cvmtest",
-                .description = "cvmcrypt test shim: extends PCR 10 before TPM2_Unseal",
-                .config_help = "N:CHILD-TCTI",
+                .description = "cvmcrypt test shim: extends PCR 10 before, or corrupts the response of, TPM2_Unseal",
+                .config_help = "N:CHILD-TCTI or xBYTE:CHILD-TCTI",
                 .init = shim_init,
         };
         return &info;

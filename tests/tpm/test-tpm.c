@@ -448,6 +448,36 @@ static void test_pcr_changed_retry(void) {
         tpm_sealed_done(&s);
 }
 
+/* The Unseal response is authenticated before it is used (through the shim, which flips a bit of every
+ * Unseal response): a bit of the encrypted secret, of the TPM's nonce or of its HMAC. */
+static void test_response_tamper(void) {
+        static const struct {
+                long at;
+                const char *what;
+        } flips[] = {
+                { 16, "the encrypted secret" }, /* header 10, parameterSize 4, outData.size 2 */
+                { -40, "the TPM's nonce" },     /* nonce (2 + 32), attributes 1, hmac (2 + 32) from the end */
+                { -1, "the response HMAC" },
+        };
+        TpmSealed s = {};
+        uint32_t mask = 1u << 7;
+        char tc[2048];
+
+        if (access(shim, R_OK) < 0) {
+                printf("ok %u - # SKIP no shim TCTI at %s\n", ++tap_n, shim);
+                return;
+        }
+        CHECK(seal(SHA256, mask, NULL, "secret-9", &s) == 0, "seal to PCR 7");
+        for (size_t i = 0; i < ELEMENTSOF(flips); i++) {
+                snprintf(tc, sizeof(tc), "%s:x%ld:%s", shim, flips[i].at, tcti);
+                CHECK(unseal_with(tc, &s, SHA256, mask, NULL, "secret-9") == -EBADMSG, "flipped bit in %s: -EBADMSG",
+                      flips[i].what);
+                CHECK(leftovers() == 0, "nothing left loaded");
+        }
+        CHECK(unseal(&s, SHA256, mask, NULL, "secret-9") == 0, "the untouched response unseals");
+        tpm_sealed_done(&s);
+}
+
 /* A PIN whose SHA-256 ends in a zero byte: the TPM drops it from the authValue. */
 static void zero_tail_pin(char *buf, size_t n) {
         for (unsigned i = 0;; i++) {
@@ -683,6 +713,7 @@ int main(int argc, char **argv) {
         test_roundtrip();
         test_pcr_changed();
         test_pcr_changed_retry();
+        test_response_tamper();
         test_pin();
         test_tampering();
         test_bus();

@@ -76,6 +76,20 @@ static const Case file_cases[] = {
         { "volume=/dev/vda2\nvolume=/dev/vda2\n", "cfg:2: bad value for 'volume': volume '/dev/vda2' is listed twice" },
         { "volume=/dev/vda2 root\nvolume=/dev/vda3 root\n", "volume name 'root' is used twice" },
         { "volume=UUID=0f2a3b4c-1d2e-4f50-8a9b-0c1d2e3f4a5b root\nvolume=/dev/vdb\n", NULL },
+        { "attest=hcl-nv\n", NULL },
+        { "attest=none\n", NULL },
+        { "attest=tsm\nattest-certs=/etc/cvmcrypt/certs\n", NULL },
+        { "attest=tsm:/sys/kernel/config/tsm/report\n", NULL },
+        { "attest=sev-guest:/dev/sev-guest\n", NULL },
+        { "attest=vtpm\n", "'vtpm' is neither none, hcl-nv, tsm[:DIR] nor sev-guest[:DEVICE]" },
+        { "attest=HCL-NV\n", "is neither none, hcl-nv" },
+        { "attest=hcl-nv:/dev/tpm0\n", "is neither none, hcl-nv" },
+        { "attest=tsm:relative\n", "is neither none, hcl-nv" },
+        { "attest=tsm:/sys/../tsm\n", "is neither none, hcl-nv" },
+        { "attest=sev-guest:\n", "is neither none, hcl-nv" },
+        { "attest=tsm-x\n", "is neither none, hcl-nv" },
+        { "attest=hcl-nv\nattest=tsm\n", "cfg:2: 'attest' is set twice" },
+        { "attest-certs=certs\n", "not a clean absolute path" },
 };
 
 static void test_file_cases(void) {
@@ -139,6 +153,7 @@ static void test_defaults(void) {
               "temp disk defaults: first disk, ext4, LUKS2, no swap");
         CHECK_STREQ(c.tempdisk_mount, "/mnt/resource", "temp disk mounted at /mnt/resource by default");
         CHECK(c.policy == NULL, "no attestation policy by default");
+        CHECK(c.attest == NULL && c.attest_certs == NULL, "no attestation by default");
         CHECK_STREQ(c.event_log, "/run/log/systemd/tpm2-measure.log", "default event log shared with systemd");
         config_done(&c);
 }
@@ -156,6 +171,8 @@ static const Case cmdline_cases[] = {
         { "a \"b c", "word 2: unbalanced double quote" },
         { "cvmcrypt.tpm=\x1b[2J", "control character 0x1b" },
         { "cvmcrypt.policy=", "word 1: 'policy' has an empty value" },
+        { "cvmcrypt.attest=none", NULL },
+        { "cvmcrypt.attest=sev", "word 1: bad value for 'attest'" },
 };
 
 static void test_cmdline_cases(void) {
@@ -211,6 +228,40 @@ static char *write_temp(const char *text, mode_t mode) {
         return path;
 }
 
+/* attest= needs policy=, wherever each comes from; attest=none on the command line turns it off. */
+static void test_attest_needs_policy(void) {
+        char *file = write_temp("attest=hcl-nv\n", 0644);
+        char *with_policy = write_temp("attest=hcl-nv\npolicy=/etc/cvmcrypt/policy.json\n", 0644);
+        char *none = write_temp("cvmcrypt.attest=none\n", 0644);
+        char *cmdline_policy = write_temp("cvmcrypt.policy=/p.json\n", 0644);
+        ConfigSources src = { .file = file, .file_required = true };
+        ConfigError err;
+        Config c;
+        int r;
+
+        r = config_load(&c, &src, &err);
+        CHECK(r == -EINVAL && strstr(err.message, "attest=hcl-nv needs policy="), "attest= without policy= refused: %s",
+              err.message);
+        src.cmdline = none;
+        r = config_load(&c, &src, &err);
+        CHECK(r == 0 && c.attest == NULL, "cvmcrypt.attest=none on the command line turns attestation off (%s)",
+              err.message);
+        config_done(&c);
+        src.cmdline = cmdline_policy;
+        r = config_load(&c, &src, &err);
+        CHECK(r == 0 && strcmp(c.attest, "hcl-nv") == 0 && strcmp(c.policy, "/p.json") == 0,
+              "policy= from the command line completes attest= from the file (%s)", err.message);
+        config_done(&c);
+        src = (ConfigSources){ .file = with_policy, .file_required = true };
+        r = config_load(&c, &src, &err);
+        CHECK(r == 0 && strcmp(c.attest, "hcl-nv") == 0, "attest= with policy= accepted (%s)", err.message);
+        config_done(&c);
+        for (char **p = (char *[]){ file, with_policy, none, cmdline_policy, NULL }; *p; p++) {
+                unlink(*p);
+                free(*p);
+        }
+}
+
 static void test_load_precedence(void) {
         char *file = write_temp("gate-pcr=14\ntempdisk=auto\nvolume=/dev/vda2 a\nvolume=/dev/vda3 b\n", 0644);
         char *cmdline = write_temp("ro cvmcrypt.tempdisk=0 cvmcrypt.volume=/dev/vdc\n", 0644);
@@ -244,6 +295,8 @@ static void test_load_precedence(void) {
         src = (ConfigSources){ .file = "/tmp", .file_required = true };
         r = config_load(&c, &src, &err);
         CHECK(r < 0 && strstr(err.message, "not a regular file"), "directory as config rejected: %s", err.message);
+
+        test_attest_needs_policy();
 
         if (geteuid() == 0) {
                 chmod(file, 0666);

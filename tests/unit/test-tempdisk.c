@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "macro.h"
 #include "tap.h"
 #include "tempdisk.h"
 
@@ -536,6 +537,37 @@ static void test_probe_content(void) {
         close(fd);
 }
 
+/* mkfs.ext4 and mkfs.xfs accept the argv tempdisk_mkfs gives them (on image files here; on the
+ * mapping in the qemu tier), and a tool that fails is reported. */
+static void test_mkfs(void) {
+        static const struct {
+                TempdiskFs fs;
+                const char *type;
+                int size_mib; /* mkfs.xfs wants at least 300 MiB */
+        } cases[] = { { TEMPDISK_FS_EXT4, "ext4", 64 }, { TEMPDISK_FS_XFS, "xfs", 512 } };
+        char path[512], detail[320], why[TEMPDISK_WHY_LEN], expect[64];
+        TempdiskContent content;
+        int fd, r;
+
+        fresh_tree();
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                snprintf(path, sizeof(path), "%s/%s.img", top, cases[i].type);
+                fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+                CHECK(fd >= 0 && ftruncate(fd, (off_t) cases[i].size_mib << 20) == 0, "%s image", cases[i].type);
+                r = tempdisk_mkfs(cases[i].fs, path, why, sizeof(why));
+                CHECK(r == 0, "mkfs.%s accepts our arguments (%s)", cases[i].type, why);
+                snprintf(expect, sizeof(expect), "a signature of type %s (label 'tempdisk')", cases[i].type);
+                r = tempdisk_probe_content(fd, (uint64_t) cases[i].size_mib << 20, &content, detail, sizeof(detail));
+                CHECK(r == 0 && strcmp(detail, expect) == 0, "%s labelled tempdisk: %s", cases[i].type, detail);
+                close(fd);
+        }
+        snprintf(path, sizeof(path), "%s/too-small.img", top);
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        close(fd);
+        r = tempdisk_mkfs(TEMPDISK_FS_EXT4, path, why, sizeof(why));
+        CHECK(r == -EIO && strstr(why, "mkfs.ext4 failed (exit status"), "a failing mkfs is reported: %s", why);
+}
+
 int main(void) {
         char cmd[512];
 
@@ -547,6 +579,7 @@ int main(void) {
         test_names_and_units();
         test_swapfile();
         test_probe_content();
+        test_mkfs();
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
         (void) !system(cmd);
         return tap_done();

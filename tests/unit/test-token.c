@@ -422,6 +422,67 @@ static void test_recovery(void) {
         }
 }
 
+#define PROV_KEY "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+#define PROV_HEAD "{\"type\":\"cvmcrypt-provision\",\"keyslots\":[\"0\"],\"version\":1,"
+
+static void test_provision(void) {
+        ProvisionToken t = { .keyslot = 2, .bank = 0x000B, .pcr_mask = (1u << 7) | (1u << 9) }, back;
+        char *json = NULL, why[TOKEN_WHY_MAX] = "";
+        RecoveryToken rec;
+        int r;
+
+        for (size_t i = 0; i < sizeof(t.key); i++)
+                t.key[i] = (uint8_t) i;
+        r = token_provision_format(&t, &json);
+        CHECK(r == 0 && json && strcmp(json, "{\"type\":\"cvmcrypt-provision\",\"keyslots\":[\"2\"],\"version\":1,\"key\":\""
+                                             PROV_KEY "\",\"tpm2-pcrs\":[7,9],\"tpm2-pcr-bank\":\"sha256\"}") == 0,
+              "provision token format: %s", json ? json : "(null)");
+        r = json ? token_provision_parse(json, &back, why, sizeof(why)) : -1;
+        CHECK(r == 0 && memcmp(&back, &t, sizeof(t)) == 0, "provision token parses back (%s)", why);
+        r = json ? token_recovery_parse(json, &rec, why, sizeof(why)) : -1;
+        CHECK(r == -EINVAL && strstr(why, "is not cvmcrypt-recovery"), "a provision token is no recovery token: %s", why);
+        free(json);
+        json = NULL;
+        t.bank = 0x0004;
+        CHECK(token_provision_format(&t, &json) == -EINVAL && !json, "provision format refuses sha1");
+
+        {
+                static const struct {
+                        const char *json;
+                        int error;
+                        const char *expect;
+                } texts[] = {
+                        { PROV_HEAD "\"key\":\"" PROV_KEY "\",\"tpm2-pcrs\":[],\"tpm2-pcr-bank\":\"sha384\"}", 0, NULL },
+                        { "{\"type\":\"cvmcrypt-provision\",\"keyslots\":[],\"version\":1,\"key\":\"" PROV_KEY
+                          "\",\"tpm2-pcrs\":[],\"tpm2-pcr-bank\":\"sha256\"}", -ENOENT, "its keyslot is gone" },
+                        { PROV_HEAD "\"key\":\"AAEC\",\"tpm2-pcrs\":[],\"tpm2-pcr-bank\":\"sha256\"}", -EINVAL,
+                          "token field 'key' is not 32 bytes of base64" },
+                        { PROV_HEAD "\"key\":\"" PROV_KEY "\",\"tpm2-pcrs\":[7,7],\"tpm2-pcr-bank\":\"sha256\"}", -EINVAL,
+                          "'tpm2-pcrs' is not sorted and unique" },
+                        { PROV_HEAD "\"key\":\"" PROV_KEY "\",\"tpm2-pcrs\":[24],\"tpm2-pcr-bank\":\"sha256\"}", -EINVAL,
+                          "entry 0 is not a PCR 0..23" },
+                        { PROV_HEAD "\"key\":\"" PROV_KEY "\",\"tpm2-pcrs\":[],\"tpm2-pcr-bank\":\"sha1\"}", -EINVAL,
+                          "'tpm2-pcr-bank' is 'sha1'" },
+                        { PROV_HEAD "\"key\":\"" PROV_KEY "\",\"tpm2-pcrs\":[]}", -EINVAL,
+                          "token field 'tpm2-pcr-bank' is missing" },
+                        { PROV_HEAD "\"key\":\"" PROV_KEY "\",\"tpm2-pcrs\":[],\"tpm2-pcr-bank\":\"sha256\",\"x\":1}", -EINVAL,
+                          "token field 'x' is not known" },
+                        { PROV_HEAD "\"key\":1,\"tpm2-pcrs\":[],\"tpm2-pcr-bank\":\"sha256\"}", -EINVAL,
+                          "token field 'key' is not" },
+                };
+
+                for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+                        r = token_provision_parse(texts[i].json, &back, why, sizeof(why));
+                        if (!texts[i].expect)
+                                CHECK(r == 0 && back.keyslot == 0 && back.pcr_mask == 0 && back.bank == 0x000C,
+                                      "provision text %zu accepted (%s)", i, why);
+                        else
+                                CHECK(r == texts[i].error && strstr(why, texts[i].expect),
+                                      "provision text %zu refused: '%s' (r=%d)", i, why, r);
+                }
+        }
+}
+
 static void test_encoding(void) {
         static const struct {
                 const char *text;
@@ -464,5 +525,6 @@ int main(void) {
         test_tamper();
         test_text();
         test_recovery();
+        test_provision();
         return tap_done();
 }

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* image-prepare, provision and recover --escrow: the command-line side of image.c and provision.c.
+ * Logs once, here. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ask.h"
+#include "attest-gate.h"
+#include "cli.h"
+#include "encoding.h"
+#include "image.h"
+#include "log.h"
+#include "luks.h"
+#include "macro.h"
+#include "measure.h"
+#include "provision.h"
+#include "secmem.h"
+#include "tpm.h"
+
+#define DEFAULT_PCR_MASK (1u << 7)
+
+int verify_image_prepare(const CliArgs *args, int argc _unused_, char **argv _unused_) {
+        if (!args->key_file)
+                return log_error_errno(-EINVAL, "image-prepare: where does the build-time key go? (--key-file FILE)");
+        return 0;
+}
+
+int verify_recover(const CliArgs *args, int argc, char **argv) {
+        if (!args->escrow != !args->escrow_key)
+                return log_error_errno(-EINVAL, "recover: --escrow and --key go together");
+        if (args->escrow && args->recovery_key_file)
+                return log_error_errno(-EINVAL, "recover: give --escrow or --recovery-key-file, not both");
+        return verify_reseal(args, argc, argv);
+}
+
+int escrow_read_key(const CliArgs *args, char **ret, size_t *ret_size) {
+        char why[LUKS_WHY_LEN] = "";
+        int r;
+
+        r = escrow_open(args->escrow, args->escrow_key, ret, ret_size, why, sizeof(why));
+        if (r < 0)
+                return log_error_errno(r, "recover: %s", why);
+        return 0;
+}
+
+static void print_pcrs(uint32_t mask) {
+        const char *sep = "";
+
+        for (unsigned i = 0; i < 32; i++)
+                if (mask & (1u << i)) {
+                        printf("%s%u", sep, i);
+                        sep = ",";
+                }
+}
+
+int verb_image_prepare(const Config *cfg, const CliArgs *args, int argc _unused_, char **argv) {
+        _cleanup_secmem_ char *unlock = NULL;
+        ImagePrepareParams p = { .key_file = args->key_file,
+                                 .pcr_mask = args->pcr_mask_given ? args->pcr_mask : DEFAULT_PCR_MASK };
+        ImagePrepareResult res;
+        char why[LUKS_WHY_LEN] = "";
+        size_t unlock_size = 0;
+        int r;
+
+        r = tpm_bank_from_name(args->pcr_bank ? args->pcr_bank : "sha256", &p.bank);
+        if (r < 0)
+                return log_error_errno(r, "image-prepare: unknown PCR bank");
+        if (p.pcr_mask & (1u << cfg->gate_pcr))
+                return log_error_errno(-EINVAL, "image-prepare: PCR %u is the gate PCR, which the first boot binds anyway",
+                                       cfg->gate_pcr);
+        if (args->unlock_key_file) {
+                r = ask_read_key_file(args->unlock_key_file, &unlock, &unlock_size);
+                if (r < 0)
+                        return log_error_errno(r, "image-prepare: cannot read the passphrase: %m");
+                p.unlock_secret = unlock;
+                p.unlock_size = unlock_size;
+        }
+        r = image_prepare(argv[0], &p, &res, why, sizeof(why));
+        if (r < 0)
+                return log_error_errno(r, "image-prepare: %s", why);
+        if (args->json) {
+                printf("{\"image\":\"%s\",\"uuid\":\"%s\",\"encrypted\":%s,\"resumed\":%s,\"grown\":%llu,\"sector-size\":%u,"
+                       "\"keyslot\":%d,\"token\":%d,\"pcr-bank\":\"%s\",\"pcrs\":[",
+                       argv[0], res.uuid, res.encrypted ? "true" : "false", res.resumed ? "true" : "false",
+                       (unsigned long long) res.grown, res.sector_size, res.keyslot, res.token, tpm_bank_name(p.bank));
+                print_pcrs(p.pcr_mask);
+                printf("],\"gate-pcr\":%u}\n", cfg->gate_pcr);
+                return 0;
+        }
+        if (res.resumed)
+                printf("%s: finished the interrupted encryption", argv[0]);
+        else if (res.encrypted)
+                printf("%s: encrypted the %s file system in place (the image grew by %llu MiB)", argv[0], res.fs_type,
+                       (unsigned long long) (res.grown >> 20));
+        else
+                printf("%s: LUKS2 already", argv[0]);
+        printf(": LUKS2 %s, %u-byte sectors.\nBuild-time keyslot %d, provisioning token %d: the first boot re-keys the volume and seals it to %s PCR%s ",
+               res.uuid, res.sector_size, res.keyslot, res.token, tpm_bank_name(p.bank), "s");
+        print_pcrs(p.pcr_mask | (1u << cfg->gate_pcr));
+        printf(" (gate PCR %u).\n", cfg->gate_pcr);
+        if (!res.resumed)
+                printf("Build-time key: %s (it opens every copy of this image until their first boot).\n", args->key_file);
+        return 0;
+}
+
+static const char *stage_name(ProvisionStage s) {
+        switch (s) {
+        case PROVISION_STAGE_NONE:
+                return "nothing";
+        case PROVISION_STAGE_PREPARE:
+                return "prepare";
+        case PROVISION_STAGE_REKEY:
+                return "re-key";
+        case PROVISION_STAGE_FINISH:
+                return "finish";
+        }
+        return "?";
+}
+
+int verb_provision(const Config *cfg, const CliArgs *args, int argc, char **argv) {
+        _cleanup_(tpm_closep) TpmContext *tpm = NULL;
+        const char *device = argv[0], *name = argc > 1 ? argv[1] : NULL;
+        ProvisionParams p = { .gate_pcr = cfg->gate_pcr, .escrow_cert = cfg->provision_escrow_cert,
+                              .escrow_out = cfg->provision_escrow_out };
+        ProvisionResult res;
+        char why[LUKS_WHY_LEN] = "", fingerprint[65] = "";
+        int r;
+
+        /* A configuration that attests makes the new token demand it, as enroll --attest does. */
+        if (cfg->attest) {
+                r = attest_config_policy_digest(cfg, p.attest, why, sizeof(why));
+                if (r < 0)
+                        return log_error_errno(r, "provision: %s", why);
+                p.has_attest = true;
+        }
+        r = tpm_open(cfg->tpm, &tpm);
+        if (r < 0)
+                return log_error_errno(r, "provision: cannot open the TPM %s: %m", cfg->tpm);
+        r = provision_run(device, tpm, &p, &res, why, sizeof(why));
+        if (r < 0)
+                return log_error_errno(r, "provision: %s", why);
+        if (res.started_at == PROVISION_STAGE_NONE) {
+                printf("%s: no provisioning token: nothing to do.\n", device);
+                return 0;
+        }
+        if (res.escrowed) {
+                hex_encode(res.escrow_fingerprint, sizeof(res.escrow_fingerprint), fingerprint);
+                log_info("provision: recovery key escrowed to %s, fingerprint sha256:%s", p.escrow_out, fingerprint);
+        } else if (res.started_at == PROVISION_STAGE_PREPARE)
+                log_warning("provision: no escrow configured (provision-escrow-cert=): the volume has no recovery key");
+        /* The new slot must open the volume before the boot relies on it; then the event goes into
+         * the gate PCR, after the unseal it would otherwise break. */
+        r = luks_unlock_tpm(device, name, tpm, NULL, 0, NULL, why, sizeof(why));
+        if (r < 0)
+                return log_error_errno(r, "provision: the volume is provisioned, but its new TPM slot does not open it: %s", why);
+        r = measure_provisioned(tpm, cfg->event_log, cfg->gate_pcr, res.uuid, why, sizeof(why));
+        if (r < 0)
+                return log_error_errno(r, "provision: %s", why);
+        if (r > 0)
+                log_warning("provision: %s", why);
+        if (args->json) {
+                printf("{\"device\":\"%s\",\"uuid\":\"%s\",\"resumed-at\":\"%s\",\"tpm-keyslot\":%d,\"recovery-keyslot\":%d,"
+                       "\"escrow\":%s%s%s,\"escrow-sha256\":%s%s%s,\"activated\":%s}\n",
+                       device, res.uuid, stage_name(res.started_at), res.tpm_keyslot, res.recovery_keyslot,
+                       res.escrowed ? "\"" : "", res.escrowed ? p.escrow_out : "null", res.escrowed ? "\"" : "",
+                       res.escrowed ? "\"" : "", res.escrowed ? fingerprint : "null", res.escrowed ? "\"" : "",
+                       name ? "true" : "false");
+                return 0;
+        }
+        printf("%s: provisioned (LUKS2 %s): re-keyed to a fresh volume key, sealed to this TPM, build-time keyslot removed%s.\n",
+               device, res.uuid, res.started_at == PROVISION_STAGE_PREPARE ? "" : " (resumed an interrupted run)");
+        if (res.escrowed)
+                printf("Recovery key escrowed to %s (sha256:%s).\n", p.escrow_out, fingerprint);
+        printf("%s\n", name ? "The volume is open." : "The new TPM slot opens the volume (not activated).");
+        return 0;
+}
