@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/unlock.sh: time one TPM2 unseal of a LUKS2 key, whole process, on one swtpm and one image:
 # cvmcrypt unlock --test against systemd-cryptsetup's TPM2 path and clevis tpm2, median of RUNS
-# runs each, and count the TPM commands each sends (tss2 pcap TCTI). Appends to bench/RESULTS.md.
+# runs each (in rounds of one run per tool), and count the TPM commands each sends (tss2 pcap TCTI).
+# Appends to bench/RESULTS.md.
 # Usage: bench/unlock.sh [BUILD_DIR]   (default build/; run scripts/build.sh build first)
 #        CVMCRYPT=/path/to/cvmcrypt bench/unlock.sh   (a binary outside a build dir)
 set -euo pipefail
@@ -54,15 +55,17 @@ run_cvmcrypt() { "$cvm" --config "$conf" --kernel-cmdline /dev/null --tpm "$1" u
 run_systemd() { /lib/systemd/systemd-cryptsetup attach benchsd "$img" - "tpm2-device=$1,headless=1" >/dev/null 2>&1 || true; }
 run_clevis() { TPM2TOOLS_TCTI=$1 clevis luks pass -d "$img" -s "$clevis_slot" >/dev/null; }
 
-median_ms() { # median_ms FUNCTION: RUNS timed runs of FUNCTION on the plain TCTI
-        local t0 t1 i
-        for i in $(seq "$RUNS"); do
-                tpm2_flushcontext -t -l -s >/dev/null 2>&1 || true
-                t0=$(date +%s%N)
-                "$1" "$tcti"
-                t1=$(date +%s%N)
-                echo $(((t1 - t0) / 1000))
-        done | sort -n | awk '{ a[NR] = $1 } END { printf "%.1f", a[int((NR + 1) / 2)] / 1000 }'
+time_us() { # time_us FUNCTION: one timed run of FUNCTION on the plain TCTI, in microseconds
+        local t0 t1
+        tpm2_flushcontext -t -l -s >/dev/null 2>&1 || true
+        t0=$(date +%s%N)
+        "$1" "$tcti"
+        t1=$(date +%s%N)
+        echo $(((t1 - t0) / 1000))
+}
+
+median_ms() { # median_ms FILE: median of the microsecond times in FILE, in milliseconds
+        sort -n "$1" | awk '{ a[NR] = $1 } END { printf "%.1f", a[int((NR + 1) / 2)] / 1000 }'
 }
 
 count_cmds() { # count_cmds FUNCTION: TPM commands of one run, and their names
@@ -75,9 +78,15 @@ count_cmds() { # count_cmds FUNCTION: TPM commands of one run, and their names
 run_cvmcrypt "$tcti" || { echo "cvmcrypt unlock --test failed" >&2; exit 1; }
 run_clevis "$tcti" || { echo "clevis luks pass failed" >&2; exit 1; }
 
-cvm_ms=$(median_ms run_cvmcrypt)
-sd_ms=$(median_ms run_systemd)
-cl_ms=$(median_ms run_clevis)
+# RUNS rounds of one run of each tool, so that other load on the machine falls on all three alike.
+for _ in $(seq "$RUNS"); do
+        time_us run_cvmcrypt >>"$work/cvmcrypt.us"
+        time_us run_systemd >>"$work/systemd.us"
+        time_us run_clevis >>"$work/clevis.us"
+done
+cvm_ms=$(median_ms "$work/cvmcrypt.us")
+sd_ms=$(median_ms "$work/systemd.us")
+cl_ms=$(median_ms "$work/clevis.us")
 mapfile -t cvm_c < <(count_cmds run_cvmcrypt)
 mapfile -t sd_c < <(count_cmds run_systemd)
 mapfile -t cl_c < <(count_cmds run_clevis)

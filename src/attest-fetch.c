@@ -16,6 +16,7 @@
 #include "attest-fetch.h"
 #include "attest.h"
 #include "hcl.h"
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
 
@@ -249,8 +250,7 @@ int attest_tsm_generation_parse(const char *text, size_t size, uint64_t *ret) {
  * does not exist yet. */
 static int read_attr(int dfd, const char *name, size_t max, uint64_t wait_until, uint8_t **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ uint8_t *buf = NULL;
-        size_t n = 0;
+        int r;
 
         for (;;) {
                 fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
@@ -260,25 +260,11 @@ static int read_attr(int dfd, const char *name, size_t max, uint64_t wait_until,
                         return log_debug_errno(negative_errno(), "configfs-tsm: %s: cannot open: %m", name);
                 sleep_ms(POLL_MS);
         }
-        buf = malloc(max + 1);
-        if (!buf)
-                return -ENOMEM;
-        /* Up to max + 1: a larger attribute is an error, not a truncated read. */
-        for (;;) {
-                ssize_t k = read(fd, buf + n, max + 1 - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return log_debug_errno(negative_errno(), "configfs-tsm: %s: read failed: %m", name);
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-                if (n > max)
-                        return log_debug_errno(-EFBIG, "configfs-tsm: %s: larger than %zu bytes", name, max);
-        }
-        *ret = TAKE_PTR(buf);
-        *ret_size = n;
+        r = read_bounded(fd, max, ret, ret_size);
+        if (r == -EFBIG)
+                return log_debug_errno(r, "configfs-tsm: %s: larger than %zu bytes", name, max);
+        if (r < 0)
+                return log_debug_errno(r, "configfs-tsm: %s: read failed: %m", name);
         return 0;
 }
 

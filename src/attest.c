@@ -9,6 +9,7 @@
 
 #include "attest.h"
 #include "json-strict.h"
+#include "fileio.h"
 #include "log.h"
 
 /* Offsets (docs/attestation-formats.md, section 1). */
@@ -453,9 +454,8 @@ int snp_report_to_json(const SnpReport *r, json_object **ret) {
 
 int attest_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ uint8_t *buf = NULL;
         struct stat st;
-        size_t n = 0;
+        int r;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
@@ -466,26 +466,12 @@ int attest_read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_si
                 return log_debug_errno(-EBADMSG, "%s: not a regular file", path);
         if ((uint64_t) st.st_size > max)
                 return log_debug_errno(-EFBIG, "%s: larger than %zu bytes", path, max);
-        buf = malloc(max + 1);
-        if (!buf)
-                return -ENOMEM;
-        /* Read up to max + 1 so a file that grew after fstat() is still caught. */
-        for (;;) {
-                ssize_t k = read(fd, buf + n, max + 1 - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return log_debug_errno(negative_errno(), "%s: read failed: %m", path);
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-                if (n > max)
-                        return log_debug_errno(-EFBIG, "%s: larger than %zu bytes", path, max);
-        }
-        buf[n] = 0; /* text callers may treat it as a string */
-        *ret = TAKE_PTR(buf);
-        *ret_size = n;
+        /* The size check above is advisory: read_bounded() catches a file that grew since. */
+        r = read_bounded(fd, max, ret, ret_size);
+        if (r == -EFBIG)
+                return log_debug_errno(r, "%s: larger than %zu bytes", path, max);
+        if (r < 0)
+                return log_debug_errno(r, "%s: read failed: %m", path);
         return 0;
 }
 

@@ -14,6 +14,7 @@
 typedef struct CliArgs {
         bool json;
         bool dry_run;
+        bool no_tempdisk;       /* boot: leave the temp disk to its own service */
         const char *device;
         /* enroll */
         const char *unlock_key_file;

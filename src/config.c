@@ -121,6 +121,12 @@ static int parse_tpm_timeout(Config *c, const char *value, char *w, size_t n) {
         return 0;
 }
 
+static int parse_device_timeout(Config *c, const char *value, char *w, size_t n) {
+        if (parse_uint(value, 0, 600, &c->device_timeout) < 0)
+                return why(w, n, "'%s' is not a number of seconds between 0 and 600", value);
+        return 0;
+}
+
 static int parse_gate_pcr(Config *c, const char *value, char *w, size_t n) {
         /* 0-7 belong to the firmware, 16 and 23 can be reset from the OS, 17-22 need locality 2+. */
         if (parse_uint(value, 8, 15, &c->gate_pcr) < 0)
@@ -318,6 +324,7 @@ static const KeyDef key_table[] = {
         { "anchors", parse_anchors, false },
         { "attest", parse_attest, false },
         { "attest-certs", parse_attest_certs, false },
+        { "device-timeout", parse_device_timeout, false },
         { "event-log", parse_event_log, false },
         { "gate-pcr", parse_gate_pcr, false },
         { "policy", parse_policy, false },
@@ -346,6 +353,7 @@ void config_init(Config *c) {
         *c = (Config){
                 .tpm = strdup("device:/dev/tpmrm0"),
                 .tpm_timeout = 30,
+                .device_timeout = 30,
                 .gate_pcr = 15,
                 .anchors = strdup(CVM_ANCHORS_DIR),
                 .event_log = strdup("/run/log/systemd/tpm2-measure.log"),

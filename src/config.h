@@ -40,6 +40,7 @@ typedef struct ConfigVolume {
 typedef struct Config {
         char *tpm;              /* TCTI */
         unsigned tpm_timeout;   /* seconds to wait for the TPM device */
+        unsigned device_timeout; /* seconds boot waits for each volume's device */
         unsigned gate_pcr;
         char *anchors;          /* trust-anchor directory */
         char *policy;           /* attestation policy file; NULL: none */

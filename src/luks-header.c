@@ -1285,3 +1285,168 @@ void luks_header_done(LuksHeader *h) {
                 (void) close(h->fd);
         *h = LUKS_HEADER_NULL;
 }
+
+/* ---- the end of a provisioning re-key ---- */
+
+static bool has_flag(json_object *seg, const char *flag) {
+        json_object *flags, *e;
+
+        if (!json_object_object_get_ex(seg, "flags", &flags) || !json_object_is_type(flags, json_type_array) ||
+            json_object_array_length(flags) != 1)
+                return false;
+        e = json_object_array_get_idx(flags, 0);
+        return json_object_is_type(e, json_type_string) && strcmp(json_object_get_string(e), flag) == 0;
+}
+
+/* The digest whose list (segments or keyslots) holds id, or NULL. */
+static const char *digest_of(json_object *digests, const char *list, const char *id) {
+        json_object_object_foreach(digests, key, val) {
+                json_object *arr;
+
+                if (!json_object_object_get_ex(val, list, &arr))
+                        continue;
+                for (size_t i = 0; i < json_object_array_length(arr); i++)
+                        if (strcmp(json_object_get_string(json_object_array_get_idx(arr, i)), id) == 0)
+                                return key;
+        }
+        return NULL;
+}
+
+/* Rewrites the checked JSON of a re-key whose one data segment is under the new key into what
+ * libcryptsetup's last step leaves: the new key's digest and keyslots, segment 0, no backups, no
+ * requirement. Returns 1 if it did, 0 if the re-key is not at its end. */
+static int finish_rekey_json(json_object *root) {
+        _cleanup_(json_object_putp) json_object *keyslots = json_object_new_object(), *segments = json_object_new_object(),
+                                                *digests = json_object_new_object(), *one = json_object_new_array();
+        json_object *config, *segs, *ks, *dg, *tokens, *seg0 = NULL, *newest = NULL;
+        const char *final = NULL, *new_digest;
+        unsigned data_segments = 0;
+
+        if (!keyslots || !segments || !digests || !one)
+                return -ENOMEM;
+        if (!json_object_object_get_ex(root, "config", &config) || !json_object_object_get_ex(config, "requirements", NULL) ||
+            !json_object_object_get_ex(root, "segments", &segs) || !json_object_object_get_ex(root, "keyslots", &ks) ||
+            !json_object_object_get_ex(root, "digests", &dg) || !json_object_object_get_ex(root, "tokens", &tokens))
+                return 0;
+        json_object_object_foreach(segs, sid, seg) {
+                if (has_flag(seg, "backup-final"))
+                        final = sid;
+                else if (!has_flag(seg, "backup-previous")) {
+                        data_segments++;
+                        if (strcmp(sid, "0") == 0)
+                                seg0 = seg;
+                }
+        }
+        new_digest = final ? digest_of(dg, "segments", final) : NULL;
+        if (!new_digest || data_segments != 1 || !seg0 || has_flag(seg0, "in-reencryption") ||
+            strcmp(json_object_get_string(json_object_object_get(seg0, "size")), "dynamic") != 0 ||
+            !digest_of(dg, "segments", "0") || strcmp(digest_of(dg, "segments", "0"), new_digest) != 0)
+                return 0;
+
+        json_object_object_foreach(ks, kid, slot) {
+                const char *d = digest_of(dg, "keyslots", kid);
+
+                if (d && strcmp(d, new_digest) == 0 && json_object_object_add(keyslots, kid, json_object_get(slot)) < 0)
+                        return -ENOMEM;
+        }
+        if (json_object_object_add(segments, "0", json_object_get(seg0)) < 0 ||
+            json_object_array_add(one, json_object_new_string("0")) < 0)
+                return -ENOMEM;
+        newest = json_object_object_get(dg, new_digest);
+        if (json_object_object_add(newest, "segments", TAKE_PTR(one)) < 0 ||
+            json_object_object_add(digests, new_digest, json_object_get(newest)) < 0)
+                return -ENOMEM;
+        /* Tokens keep only the keyslots that stay. */
+        json_object_object_foreach(tokens, tid, tok) {
+                json_object *refs = json_object_new_array(), *old = json_object_object_get(tok, "keyslots");
+
+                (void) tid;
+                if (!refs)
+                        return -ENOMEM;
+                for (size_t i = 0; old && i < json_object_array_length(old); i++) {
+                        const char *k = json_object_get_string(json_object_array_get_idx(old, i));
+
+                        if (json_object_object_get_ex(keyslots, k, NULL))
+                                (void) json_object_array_add(refs, json_object_new_string(k));
+                }
+                if (json_object_object_add(tok, "keyslots", refs) < 0)
+                        return -ENOMEM;
+        }
+        json_object_object_del(config, "requirements");
+        if (json_object_object_add(root, "keyslots", TAKE_PTR(keyslots)) < 0 ||
+            json_object_object_add(root, "segments", TAKE_PTR(segments)) < 0 ||
+            json_object_object_add(root, "digests", TAKE_PTR(digests)) < 0)
+                return -ENOMEM;
+        return 1;
+}
+
+static int write_copy(int fd, const uint8_t *p, uint64_t size, uint64_t offset) {
+        if (pwrite(fd, p, size, (off_t) offset) != (ssize_t) size || fdatasync(fd) < 0)
+                return errno > 0 ? -errno : -EIO;
+        return 0;
+}
+
+int luks_header_finish_rekey(const char *device, char *why, size_t why_size) {
+        _cleanup_(json_object_putp) json_object *root = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
+        _cleanup_close_ int fd = -1;
+        uint8_t bin[LUKS_HEADER_BIN_SIZE];
+        char parse_why[LUKS_WHY_MAX] = "";
+        LuksHeaderInfo info;
+        uint64_t hdr_size;
+        const char *text;
+        size_t len;
+        ssize_t k;
+        int r;
+
+        fd = open(device, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                r = negative_errno();
+                return format_reason(why, why_size, r, "cannot open %s: %s", device, strerror(-r));
+        }
+        k = pread_full(fd, bin, sizeof(bin), 0);
+        hdr_size = k == (ssize_t) sizeof(bin) ? be64(bin + OFF_HDR_SIZE) : 0;
+        if (!hdr_size_valid(hdr_size))
+                return format_reason(why, why_size, -EBADMSG, "%s: no LUKS2 header", device);
+        buf = malloc(2 * hdr_size);
+        if (!buf)
+                return format_reason(why, why_size, -ENOMEM, "out of memory");
+        k = pread_full(fd, buf, 2 * hdr_size, 0);
+        if (k != (ssize_t) (2 * hdr_size))
+                return format_reason(why, why_size, -EBADMSG, "%s: the header is truncated", device);
+        r = luks_header_reconcile(buf, 2 * hdr_size, why, why_size);
+        if (r >= 0)
+                r = luks_header_validate_flags(buf, 2 * hdr_size, LUKS_SNAPSHOT_PROVISION, &info, why, why_size);
+        if (r < 0)
+                return r;
+        r = json_parse_strict((const char *) buf + LUKS_HEADER_BIN_SIZE,
+                              strnlen((const char *) buf + LUKS_HEADER_BIN_SIZE, hdr_size - LUKS_HEADER_BIN_SIZE),
+                              JSON_DEPTH_MAX, &root, parse_why, sizeof(parse_why));
+        if (r < 0)
+                return format_reason(why, why_size, r, "%s: %s", device, parse_why);
+        r = finish_rekey_json(root);
+        if (r <= 0)
+                return r < 0 ? format_reason(why, why_size, r, "out of memory") : 0;
+        text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        len = text ? strlen(text) : SIZE_MAX;
+        if (len >= hdr_size - LUKS_HEADER_BIN_SIZE)
+                return format_reason(why, why_size, -E2BIG, "%s: the finished header does not fit", device);
+        /* A new generation of the primary copy, then the secondary from it: a crash between the two
+         * writes leaves copies that luks_header_reconcile() and libcryptsetup settle alike. */
+        memset(buf + LUKS_HEADER_BIN_SIZE, 0, hdr_size - LUKS_HEADER_BIN_SIZE);
+        memcpy(buf + LUKS_HEADER_BIN_SIZE, text, len);
+        put_be64(buf + OFF_SEQID, be64(buf + OFF_SEQID) + 1);
+        r = rebuild_copy(buf, buf, hdr_size, false);
+        if (r >= 0)
+                r = rebuild_copy(buf + hdr_size, buf, hdr_size, true);
+        if (r >= 0)
+                r = luks_header_validate(buf, 2 * hdr_size, &info, why, why_size);
+        if (r < 0)
+                return format_reason(why, why_size, r, "%s: the finished header does not check: %s", device, why);
+        r = write_copy(fd, buf, hdr_size, 0);
+        if (r >= 0)
+                r = write_copy(fd, buf + hdr_size, hdr_size, hdr_size);
+        if (r < 0)
+                return format_reason(why, why_size, r, "%s: writing the header failed: %s", device, strerror(-r));
+        return 1;
+}

@@ -84,6 +84,15 @@ typedef enum LuksSnapshotFlags {
         LUKS_SNAPSHOT_PROVISION = 1 << 1,
 } LuksSnapshotFlags;
 
+/* Provisioning only. libcryptsetup's last step of a re-key destroys the old key's keyslots one by
+ * one, then the reencrypt keyslot, the backup segments and last the requirement, each a header
+ * write; a crash in between leaves a re-key it cannot load again (the old key is gone), though all
+ * data is under the new key. On such a header (checked with LUKS_SNAPSHOT_PROVISION: one data
+ * segment, whole, under the digest of the backup-final segment) this writes what that step would
+ * have left: a new generation of both copies with the new key's digest and keyslots only. Returns
+ * 1 if it did, 0 if the header is not at that point, or a negative errno (why set). */
+int luks_header_finish_rekey(const char *device, char *why, size_t why_size);
+
 /* luks_header_validate() with LUKS_SNAPSHOT_PROVISION honoured in flags (the others are ignored). */
 int luks_header_validate_flags(const uint8_t *buf, size_t size, LuksSnapshotFlags flags, LuksHeaderInfo *ret,
                                char *why, size_t why_size);

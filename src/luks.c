@@ -28,7 +28,7 @@ static void log_from_libcryptsetup(int level _unused_, const char *msg, void *us
         log_debug("%s", line);
 }
 
-static void luks_log_setup(void) {
+void luks_log_setup(void) {
         crypt_set_log_callback(NULL, log_from_libcryptsetup, NULL);
 }
 

@@ -65,6 +65,9 @@ int luks_unlock_tpm(const char *device, const char *name, TpmContext *tpm, const
 int luks_unlock_recovery(const char *device, const char *name, const char *typed_key, size_t typed_size, char *why,
                          size_t why_size);
 
+/* Sends libcryptsetup's messages to our log at debug level (it prints to stderr otherwise). */
+void luks_log_setup(void);
+
 /* status: what the header holds and whether each TPM token would unlock now, judged without
  * unsealing anything (the token's consistency, the SRK's name and the PCRs' current values). */
 typedef enum LuksVerdict {

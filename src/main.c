@@ -103,6 +103,7 @@ enum {
         OPT_ESCROW_KEY,
         OPT_KEY_FILE,
         OPT_ATTEST,
+        OPT_NO_TEMPDISK,
 };
 
 typedef struct OptionDef {
@@ -122,6 +123,7 @@ static const OptionDef option_defs[] = {
         { { "kernel-cmdline", required_argument, NULL, OPT_KERNEL_CMDLINE }, V_ALL, "FILE", "read cvmcrypt.* settings from FILE instead of /proc/cmdline" },
         { { "dry-run", no_argument, NULL, OPT_DRY_RUN }, V_BOOT | V_TEMPDISK, NULL, "validate and print the plan; touch nothing" },
         { { "device", required_argument, NULL, OPT_DEVICE }, V_TEMPDISK, "DEV", "the temp disk (instead of detection)" },
+        { { "no-tempdisk", no_argument, NULL, OPT_NO_TEMPDISK }, V_BOOT, NULL, "leave the temp disk to cvmcrypt-tempdisk.service" },
         { { "unlock-key-file", required_argument, NULL, OPT_UNLOCK_KEY_FILE }, V_ENROLL | V_RESEAL | V_IMAGE_PREPARE, "FILE", "existing passphrase or key file ('-': stdin); default: ask" },
         { { "pcrs", required_argument, NULL, OPT_PCRS }, V_ENROLL | V_RESEAL | V_RECOVER | V_IMAGE_PREPARE, "LIST", "PCRs to bind, e.g. 0,4,7 (default 7; reseal: the old token's; image-prepare: besides the gate PCR)" },
         { { "pcr-bank", required_argument, NULL, OPT_PCR_BANK }, V_ENROLL | V_RESEAL | V_RECOVER | V_PREDICT | V_IMAGE_PREPARE, "BANK", "sha256 (default) or sha384" },
@@ -404,6 +406,9 @@ static int handle_option(int c, const char *context, const Verb *v, char **argv)
                 return 0;
         case OPT_ATTEST:
                 arg_cli.attest = true;
+                return 0;
+        case OPT_NO_TEMPDISK:
+                arg_cli.no_tempdisk = true;
                 return 0;
         case OPT_TOKEN:
                 if (parse_token_id(optarg, &arg_cli.token) < 0)

@@ -418,6 +418,7 @@ int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p,
         size_t new_vk_size = VK_MAX;
         ProvisionToken t = {};
         const char *json = NULL;
+        bool rekey_done = false;
         int r, token;
 
         if (!new_vk || !pass)
@@ -441,12 +442,12 @@ int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p,
         if (crypt_token_json_get(cd, token, &json) < 0)
                 return format_reason(why, n, -EUCLEAN, "%s: token %d cannot be read", device, token);
         r = token_provision_parse(json, &t, reason, sizeof(reason));
-        if (r < 0 && r != -ENOENT)
+        if (r < 0)
                 return format_reason(why, n, -EUCLEAN, "%s: token %d: %s", device, token, reason);
 
         if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE)
                 res.started_at = PROVISION_STAGE_REKEY;
-        else if (r >= 0 && keyslot_active(cd, (int) t.keyslot))
+        else if (!t.keyslot_gone && keyslot_active(cd, (int) t.keyslot))
                 res.started_at = PROVISION_STAGE_PREPARE;
         else
                 res.started_at = PROVISION_STAGE_FINISH;
@@ -457,17 +458,24 @@ int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p,
                 if (r < 0)
                         return r;
         } else if (res.started_at == PROVISION_STAGE_REKEY) {
+                /* All data under the new key, but libcryptsetup's last step cut short: it cannot
+                 * resume that (see luks-header.h), so it is finished here. */
+                crypt_free(TAKE_PTR(cd));
+                r = luks_header_finish_rekey(device, why, n);
+                if (r < 0)
+                        return r;
+                rekey_done = r > 0;
                 /* The TPM slot made in stage 1 holds the new key; it verifies against the volume
                  * once the re-key has started. */
-                crypt_free(TAKE_PTR(cd));
-                r = luks_unseal_provisioning(device, tpm, new_vk, &new_vk_size, why, n);
+                if (!rekey_done)
+                        r = luks_unseal_provisioning(device, tpm, new_vk, &new_vk_size, why, n);
                 if (r < 0)
                         return r;
                 r = open_device(device, &hdr, &cd, why, n);
                 if (r < 0)
                         return r;
         }
-        if (res.started_at != PROVISION_STAGE_FINISH) {
+        if (res.started_at != PROVISION_STAGE_FINISH && !rekey_done) {
                 r = rekey_pass(new_vk, new_vk_size, pass);
                 if (r < 0)
                         return format_reason(why, n, r, "cannot derive the re-key passphrase");

@@ -15,7 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
+#include "luks.h"
 #include "macro.h"
 #include "secmem.h"
 #include "tempdisk.h"
@@ -34,33 +36,16 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
 
-/* libcryptsetup's messages are details for --verbose only. */
-static void log_from_libcryptsetup(int level _unused_, const char *msg, void *usrptr _unused_) {
-        size_t len = strlen(msg);
-
-        log_debug("libcryptsetup: %.*s", (int) (len && msg[len - 1] == '\n' ? len - 1 : len), msg);
-}
-
-static _printf_(3, 4) int strf(char *buf, size_t n, const char *fmt, ...) {
-        va_list ap;
-        int k;
-
-        va_start(ap, fmt);
-        k = vsnprintf(buf, n, fmt, ap);
-        va_end(ap);
-        return k < 0 || (size_t) k >= n ? -ENAMETOOLONG : 0;
-}
-
 int tempdisk_target(const Config *cfg, size_t index, char *mapping, size_t mapping_size, char *mount,
                     size_t mount_size) {
         int r;
 
         if (index == 0) {
-                r = strf(mapping, mapping_size, "%s", TEMPDISK_MAPPING);
-                return r < 0 ? r : strf(mount, mount_size, "%s", cfg->tempdisk_mount);
+                r = path_printf(mapping, mapping_size, "%s", TEMPDISK_MAPPING);
+                return r < 0 ? r : path_printf(mount, mount_size, "%s", cfg->tempdisk_mount);
         }
-        r = strf(mapping, mapping_size, "%s-%zu", TEMPDISK_MAPPING, index);
-        return r < 0 ? r : strf(mount, mount_size, "%s-%zu", cfg->tempdisk_mount, index);
+        r = path_printf(mapping, mapping_size, "%s-%zu", TEMPDISK_MAPPING, index);
+        return r < 0 ? r : path_printf(mount, mount_size, "%s-%zu", cfg->tempdisk_mount, index);
 }
 
 /* As wipefs -a: the magic bytes of every signature and partition table libblkid finds, so nothing
@@ -98,6 +83,7 @@ int tempdisk_format(const Config *cfg, const TempdiskDisk *d, const char *mappin
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
         _cleanup_secmem_ char *key = secmem_alloc(KEY_SIZE);
         bool plain = cfg->tempdisk_crypt == TEMPDISK_CRYPT_PLAIN;
+        struct crypt_active_device active;
         TempdiskFormatted f = {};
         const char *uuid;
         int r;
@@ -109,7 +95,7 @@ int tempdisk_format(const Config *cfg, const TempdiskDisk *d, const char *mappin
                 return r;
         if (getrandom(key, KEY_SIZE, 0) != KEY_SIZE)
                 return format_reason(why, n, -EIO, "getrandom failed: %s", strerror(errno));
-        crypt_set_log_callback(NULL, log_from_libcryptsetup, NULL);
+        luks_log_setup();
         r = crypt_init(&cd, d->path);
         if (r < 0)
                 return format_reason(why, n, r, "%s: cannot open: %s", d->path, strerror(-r));
@@ -140,7 +126,9 @@ int tempdisk_format(const Config *cfg, const TempdiskDisk *d, const char *mappin
         key = secmem_free(key);
         uuid = plain ? NULL : crypt_get_uuid(cd);
         if (uuid)
-                (void) strf(f.uuid, sizeof(f.uuid), "%s", uuid);
+                (void) path_printf(f.uuid, sizeof(f.uuid), "%s", uuid);
+        if (r >= 0 && crypt_get_active_device(cd, mapping, &active) >= 0)
+                f.size = active.size << 9; /* 512-byte sectors */
         crypt_free(TAKE_PTR(cd)); /* wipes libcryptsetup's copy of the key */
         /* Without device-mapper in the kernel libcryptsetup says "not supported": a device problem. */
         if (r < 0)
@@ -154,7 +142,7 @@ static int find_tool(const char *name, char *buf, size_t n) {
         static const char *const dirs[] = { "/usr/sbin", "/sbin", "/usr/bin", "/bin" };
 
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
-                if (strf(buf, n, "%s/%s", dirs[i], name) >= 0 && access(buf, X_OK) == 0)
+                if (path_printf(buf, n, "%s/%s", dirs[i], name) >= 0 && access(buf, X_OK) == 0)
                         return 0;
         return -ENOENT;
 }
@@ -189,13 +177,20 @@ static int run_tool(char *const argv[], char *why, size_t n) {
         return 0;
 }
 
-int tempdisk_mkfs(TempdiskFs fs, const char *device, char *why, size_t n) {
-        /* Lazy inode tables and journal, no discard: formatting writes metadata only, and
-         * ext4lazyinit zeroes the inode tables later. Two backup superblocks and no blocks reserved
-         * for online growth keep that metadata small on big disks: the file system is made anew at
-         * every boot and never grows. */
-        char *const ext4[] = { "mkfs.ext4", "-q", "-F", "-L", FS_LABEL, "-O", "sparse_super2,^resize_inode", "-E",
-                               "lazy_itable_init=1,lazy_journal_init=1,nodiscard", (char *) device, NULL };
+int tempdisk_mkfs(TempdiskFs fs, const char *device, uint64_t size, char *why, size_t n) {
+        /* Lazy inode tables, no discard: formatting writes metadata only, and ext4lazyinit zeroes
+         * the inode tables later. What is left grows with the number of block groups, so on big
+         * disks: 32-byte group descriptors (block numbers of 32 bits reach 16 TiB), no backup
+         * superblocks and no blocks reserved for online growth, the bitmaps and inode tables packed
+         * at the start (the groups that hold them are the only ones with bitmaps to write), one
+         * inode per 64 KiB, and no journal. The file system is made anew, under a new key, at
+         * every boot: it never grows, and after a crash nothing on it is ever read again, so
+         * neither backups nor a journal would ever serve. */
+        bool small = size > 0 && size / 4096 <= UINT32_MAX;
+        char *const ext4[] = { "mkfs.ext4", "-q", "-F", "-L", FS_LABEL, "-O",
+                               small ? "sparse_super2,^resize_inode,^64bit,^has_journal" : "sparse_super2,^resize_inode,^has_journal",
+                               "-i", "65536", "-E", "lazy_itable_init=1,nodiscard,num_backup_sb=0,packed_meta_blocks=1",
+                               (char *) device, NULL };
         char *const xfs[] = { "mkfs.xfs", "-q", "-f", "-K", "-L", FS_LABEL, (char *) device, NULL };
 
         return run_tool(fs == TEMPDISK_FS_XFS ? xfs : ext4, why, n);
@@ -204,7 +199,7 @@ int tempdisk_mkfs(TempdiskFs fs, const char *device, char *why, size_t n) {
 static int mkdir_p(const char *path, mode_t mode) {
         char buf[TEMPDISK_MOUNT_MAX];
 
-        if (strf(buf, sizeof(buf), "%s", path) < 0)
+        if (path_printf(buf, sizeof(buf), "%s", path) < 0)
                 return -ENAMETOOLONG;
         for (char *p = buf + 1;; p++) {
                 if (*p != '/' && *p != '\0')
@@ -286,7 +281,7 @@ int tempdisk_unit_name(const char *path, const char *suffix, char *buf, size_t n
         while (*p == '/')
                 p++;
         if (!*p)
-                return strf(buf, n, "-%s", suffix);
+                return path_printf(buf, n, "-%s", suffix);
         for (; *p; p++) {
                 bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
                              *p == ':' || *p == '_' || (*p == '.' && k > 0);
@@ -311,7 +306,7 @@ int tempdisk_unit_name(const char *path, const char *suffix, char *buf, size_t n
                 }
         }
         buf[k] = '\0';
-        return strf(buf + k, n - k, "%s", suffix);
+        return path_printf(buf + k, n - k, "%s", suffix);
 }
 
 static int write_file(const char *path, const char *text) {
@@ -332,8 +327,8 @@ static int install_unit(const char *unit_dir, const char *name, const char *targ
         char path[TEMPDISK_PATH_MAX], link[TEMPDISK_PATH_MAX], dest[TEMPDISK_PATH_MAX];
         int r;
 
-        if (strf(path, sizeof(path), "%s/%s", unit_dir, name) < 0 ||
-            strf(link, sizeof(link), "%s/%s.wants", unit_dir, target) < 0 || strf(dest, sizeof(dest), "../%s", name) < 0)
+        if (path_printf(path, sizeof(path), "%s/%s", unit_dir, name) < 0 ||
+            path_printf(link, sizeof(link), "%s/%s.wants", unit_dir, target) < 0 || path_printf(dest, sizeof(dest), "../%s", name) < 0)
                 return -ENAMETOOLONG;
         r = mkdir_p(unit_dir, 0755);
         if (r < 0)
@@ -344,7 +339,7 @@ static int install_unit(const char *unit_dir, const char *name, const char *targ
         r = mkdir_p(link, 0755);
         if (r < 0)
                 return r;
-        if (strf(link + strlen(link), sizeof(link) - strlen(link), "/%s", name) < 0)
+        if (path_printf(link + strlen(link), sizeof(link) - strlen(link), "/%s", name) < 0)
                 return -ENAMETOOLONG;
         if (unlink(link) < 0 && errno != ENOENT)
                 return negative_errno();
@@ -363,7 +358,7 @@ int tempdisk_write_units(const char *unit_dir, TempdiskFs fs, const char *device
             tempdisk_unit_name(device, ".device", device_unit, sizeof(device_unit)) < 0 ||
             (swapfile && tempdisk_unit_name(swapfile, ".swap", swap_unit, sizeof(swap_unit)) < 0))
                 return format_reason(why, n, -ENAMETOOLONG, "path too long for a unit name");
-        r = strf(text, sizeof(text),
+        r = path_printf(text, sizeof(text),
                  "# Generated by cvmcrypt tempdisk: the temp disk, encrypted with a key that exists only in this boot.\n"
                  "[Unit]\n"
                  "Description=Encrypted temp disk (cvmcrypt)\n"
@@ -383,7 +378,7 @@ int tempdisk_write_units(const char *unit_dir, TempdiskFs fs, const char *device
                 return format_reason(why, n, r, "cannot write %s/%s: %s", unit_dir, mount_unit, strerror(-r));
         if (!swapfile)
                 return 0;
-        r = strf(text, sizeof(text),
+        r = path_printf(text, sizeof(text),
                  "# Generated by cvmcrypt tempdisk: swap on the encrypted temp disk.\n"
                  "[Unit]\n"
                  "Description=Swap on the encrypted temp disk (cvmcrypt)\n"
@@ -403,5 +398,5 @@ int tempdisk_write_units(const char *unit_dir, TempdiskFs fs, const char *device
 }
 
 int tempdisk_identity(const TempdiskDisk *d, const TempdiskFormatted *f, char *buf, size_t n) {
-        return strf(buf, n, "cvmcrypt:tempdisk:%s:%s", d->id, *f->uuid ? f->uuid : "plain");
+        return path_printf(buf, n, "cvmcrypt:tempdisk:%s:%s", d->id, *f->uuid ? f->uuid : "plain");
 }

@@ -16,6 +16,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "tempdisk.h"
@@ -31,16 +32,6 @@
 #define GPT_BASIC_DATA "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
-
-static _printf_(3, 4) int pathf(char *buf, size_t n, const char *fmt, ...) {
-        va_list ap;
-        int k;
-
-        va_start(ap, fmt);
-        k = vsnprintf(buf, n, fmt, ap);
-        va_end(ap);
-        return k < 0 || (size_t) k >= n ? -ENAMETOOLONG : 0;
-}
 
 /* A small sysfs attribute, trailing whitespace removed (SCSI pads vendor and model with spaces). */
 static int read_value(const char *path, char *buf, size_t n) {
@@ -146,13 +137,13 @@ static int disk_init(const TempdiskRoots *roots, const char *name, TempdiskSourc
                 return -EINVAL;
         *d = (TempdiskDisk){ .source = source };
         snprintf(d->name, sizeof(d->name), "%s", name);
-        r = pathf(dir, sizeof(dir), "%s/class/block/%s", roots->sys, name);
+        r = path_printf(dir, sizeof(dir), "%s/class/block/%s", roots->sys, name);
         if (r >= 0)
                 r = sysfs_devnum(dir, &d->devnum);
         if (r >= 0)
-                r = pathf(d->path, sizeof(d->path), "%s/%s", roots->dev, name);
+                r = path_printf(d->path, sizeof(d->path), "%s/%s", roots->dev, name);
         if (r >= 0)
-                r = pathf(d->id, sizeof(d->id), "%s", id);
+                r = path_printf(d->id, sizeof(d->id), "%s", id);
         return r;
 }
 
@@ -163,7 +154,7 @@ static int vmbus_device_id(const TempdiskRoots *roots, const char *name, char *b
         size_t sys_len;
         int r;
 
-        r = pathf(path, sizeof(path), "%s/block/%s", roots->sys, name);
+        r = path_printf(path, sizeof(path), "%s/block/%s", roots->sys, name);
         if (r < 0)
                 return r;
         if (!realpath(roots->sys, sys) || !realpath(path, dir))
@@ -191,7 +182,7 @@ static int scsi_lun(const TempdiskRoots *roots, const char *name, unsigned *ret)
         ssize_t k;
         int end = 0, r;
 
-        r = pathf(path, sizeof(path), "%s/block/%s/device", roots->sys, name);
+        r = path_printf(path, sizeof(path), "%s/block/%s/device", roots->sys, name);
         if (r < 0)
                 return r;
         k = readlink(path, target, sizeof(target) - 1);
@@ -222,7 +213,7 @@ static int scsi_resource_id(const TempdiskRoots *roots, const char *name, char *
             !(strcmp(device_id, VMBUS_SCSI_GEN2) == 0 && lun == 1))
                 return 0;
         sanitize(device_id);
-        return pathf(id, n, "vmbus:%s:lun%u", device_id, lun) < 0 ? -ENAMETOOLONG : 1;
+        return path_printf(id, n, "vmbus:%s:lun%u", device_id, lun) < 0 ? -ENAMETOOLONG : 1;
 }
 
 /* nvmeXnY (not the per-path nvmeXcYnZ). */
@@ -247,7 +238,7 @@ static int nvme_local_id(const TempdiskRoots *roots, const char *name, char *id,
                 snprintf(serial, sizeof(serial), "%s", name);
         sanitize(serial);
         sanitize(nsid);
-        return pathf(id, n, "nvme:%s:ns%s", serial, nsid) < 0 ? -ENAMETOOLONG : 1;
+        return path_printf(id, n, "nvme:%s:ns%s", serial, nsid) < 0 ? -ENAMETOOLONG : 1;
 }
 
 /* A path under /dev (mapped into roots->dev) resolved to the kernel name of the node it ends at. */
@@ -257,9 +248,9 @@ static int resolve_dev_path(const TempdiskRoots *roots, const char *path, char *
         int r;
 
         if (strncmp(path, "/dev/", 5) == 0)
-                r = pathf(mapped, sizeof(mapped), "%s/%s", roots->dev, path + 5);
+                r = path_printf(mapped, sizeof(mapped), "%s/%s", roots->dev, path + 5);
         else
-                r = pathf(mapped, sizeof(mapped), "%s", path);
+                r = path_printf(mapped, sizeof(mapped), "%s", path);
         if (r < 0)
                 return r;
         if (!realpath(mapped, real) || !realpath(roots->dev, dev))
@@ -270,7 +261,7 @@ static int resolve_dev_path(const TempdiskRoots *roots, const char *path, char *
                 return -ENOTBLK;
         if (!is_block_name(real + dev_len + 1))
                 return -ENOTBLK;
-        return pathf(name, n, "%s", real + dev_len + 1);
+        return path_printf(name, n, "%s", real + dev_len + 1);
 }
 
 static int detect_path(const TempdiskRoots *roots, const char *path, TempdiskSource source, TempdiskDisk *d,
@@ -342,14 +333,14 @@ static int scan_identity(const TempdiskRoots *roots, Found *f, char *why, size_t
         TempdiskDisk d;
         int r;
 
-        r = pathf(path, sizeof(path), "%s/disk/azure/resource", roots->dev);
+        r = path_printf(path, sizeof(path), "%s/disk/azure/resource", roots->dev);
         if (r >= 0 && resolve_dev_path(roots, path, name, sizeof(name)) >= 0 &&
             disk_init(roots, name, TEMPDISK_SOURCE_AZURE_LINK, "azure-resource", &d) >= 0) {
                 (void) snprintf(d.id, sizeof(d.id), "azure-resource:%s", name);
                 if (add_scsi(f, &d) < 0)
                         return format_reason(why, n, -E2BIG, "too many disks");
         }
-        r = pathf(path, sizeof(path), "%s/block", roots->sys);
+        r = path_printf(path, sizeof(path), "%s/block", roots->sys);
         if (r < 0)
                 return format_reason(why, n, r, "sysfs path too long");
         dir = opendir(path);
@@ -482,12 +473,12 @@ static int add_whole_disks(const TempdiskRoots *roots, dev_t dev, const char *ro
 
         if (depth > STACK_DEPTH_MAX)
                 return -ELOOP;
-        r = pathf(dir, sizeof(dir), "%s/dev/block/%u:%u", roots->sys, major(dev), minor(dev));
+        r = path_printf(dir, sizeof(dir), "%s/dev/block/%u:%u", roots->sys, major(dev), minor(dev));
         if (r < 0)
                 return r;
         if (!realpath(dir, real))
                 return errno == ENOENT ? 0 : negative_errno(); /* not a block device */
-        r = pathf(path, sizeof(path), "%s/partition", real);
+        r = path_printf(path, sizeof(path), "%s/partition", real);
         if (r < 0)
                 return r;
         if (exists(path)) {
@@ -499,7 +490,7 @@ static int add_whole_disks(const TempdiskRoots *roots, dev_t dev, const char *ro
                 r = sysfs_devnum(real, &parent);
                 return r < 0 ? r : add_whole_disks(roots, parent, role, set, depth + 1);
         }
-        r = pathf(path, sizeof(path), "%s/slaves", real);
+        r = path_printf(path, sizeof(path), "%s/slaves", real);
         if (r < 0)
                 return r;
         slaves = opendir(path);
@@ -509,7 +500,7 @@ static int add_whole_disks(const TempdiskRoots *roots, dev_t dev, const char *ro
 
                 if (!is_block_name(de->d_name))
                         continue;
-                r = pathf(slave, sizeof(slave), "%s/class/block/%s", roots->sys, de->d_name);
+                r = path_printf(slave, sizeof(slave), "%s/class/block/%s", roots->sys, de->d_name);
                 if (r >= 0)
                         r = sysfs_devnum(slave, &sdev);
                 if (r >= 0)
@@ -549,7 +540,7 @@ static int foreach_mount(const TempdiskRoots *roots, MountFn fn, void *userdata)
         size_t size = 0;
         int r;
 
-        r = pathf(path, sizeof(path), "%s/self/mountinfo", roots->proc);
+        r = path_printf(path, sizeof(path), "%s/self/mountinfo", roots->proc);
         if (r < 0)
                 return r;
         f = fopen(path, "re");
@@ -671,7 +662,7 @@ static int disk_and_partitions(const TempdiskRoots *roots, const TempdiskDisk *d
 
         parts[k++] = (Part){ .dev = d->devnum };
         snprintf(parts[0].name, sizeof(parts[0].name), "%s", d->name);
-        r = pathf(path, sizeof(path), "%s/class/block/%s", roots->sys, d->name);
+        r = path_printf(path, sizeof(path), "%s/class/block/%s", roots->sys, d->name);
         if (r < 0)
                 return r;
         dir = opendir(path);
@@ -682,8 +673,8 @@ static int disk_and_partitions(const TempdiskRoots *roots, const TempdiskDisk *d
 
                 if (!is_block_name(de->d_name) || strncmp(de->d_name, d->name, strlen(d->name)) != 0)
                         continue; /* also rejects names of TEMPDISK_NAME_MAX or more */
-                if (pathf(sub, sizeof(sub), "%s/%s", path, de->d_name) < 0 ||
-                    pathf(file, sizeof(file), "%s/partition", sub) < 0 || !exists(file))
+                if (path_printf(sub, sizeof(sub), "%s/%s", path, de->d_name) < 0 ||
+                    path_printf(file, sizeof(file), "%s/partition", sub) < 0 || !exists(file))
                         continue;
                 if (k >= max)
                         return -E2BIG;
@@ -709,7 +700,7 @@ static void guard_whole_disk(const TempdiskRoots *roots, const TempdiskDisk *d, 
                         d->path, value);
                 return;
         }
-        if (pathf(path, sizeof(path), "%s/class/block/%s/slaves", roots->sys, d->name) >= 0)
+        if (path_printf(path, sizeof(path), "%s/class/block/%s/slaves", roots->sys, d->name) >= 0)
                 slaves = opendir(path);
         while (slaves && (de = readdir(slaves)))
                 if (is_block_name(de->d_name)) {
@@ -735,7 +726,7 @@ static void guard_holders(const TempdiskRoots *roots, const Part *parts, size_t 
                 char path[TEMPDISK_PATH_MAX];
                 struct dirent *de;
 
-                if (pathf(path, sizeof(path), "%s/class/block/%s/holders", roots->sys, parts[i].name) < 0)
+                if (path_printf(path, sizeof(path), "%s/class/block/%s/holders", roots->sys, parts[i].name) < 0)
                         continue;
                 dir = opendir(path);
                 if (!dir && errno != ENOENT) {
@@ -778,7 +769,7 @@ static int find_swap(const TempdiskRoots *roots, InUse *u) {
         size_t size = 0;
         bool header = true;
 
-        if (pathf(path, sizeof(path), "%s/swaps", roots->proc) < 0)
+        if (path_printf(path, sizeof(path), "%s/swaps", roots->proc) < 0)
                 return -ENAMETOOLONG;
         f = fopen(path, "re");
         if (!f)

@@ -119,6 +119,7 @@ int tempdisk_target(const Config *cfg, size_t index, char *mapping, size_t mappi
 
 typedef struct TempdiskFormatted {
         char uuid[TEMPDISK_UUID_MAX]; /* LUKS2 UUID; empty with tempdisk-crypt=plain */
+        uint64_t size;                /* bytes of the mapping, 0 when unknown */
 } TempdiskFormatted;
 
 /* Erases the magic of every signature and partition table libblkid finds (on an O_EXCL
@@ -129,9 +130,10 @@ typedef struct TempdiskFormatted {
 int tempdisk_format(const Config *cfg, const TempdiskDisk *d, const char *mapping, TempdiskFormatted *ret,
                     char *why, size_t n);
 
-/* mkfs.ext4 (lazy inode table and journal, no discard) or mkfs.xfs (no discard) on the mapping,
- * run with an explicit argv and environment, never through a shell. */
-int tempdisk_mkfs(TempdiskFs fs, const char *device, char *why, size_t n);
+/* mkfs.ext4 (lazy inode tables, no journal, no discard; 32-bit block numbers when the size, in
+ * bytes, is known and allows them) or mkfs.xfs (no discard) on the mapping, run with an explicit
+ * argv and environment, never through a shell. */
+int tempdisk_mkfs(TempdiskFs fs, const char *device, uint64_t size, char *why, size_t n);
 
 /* Mounts the mapping at `where` (created if missing), nosuid and nodev. */
 int tempdisk_mount(TempdiskFs fs, const char *device, const char *where, char *why, size_t n);

@@ -465,9 +465,13 @@ int token_provision_parse(const char *json, ProvisionToken *ret, char *why, size
         r = parse_object(json, &root, why, why_size);
         if (r < 0)
                 return r;
+        /* An empty keyslot list is a state of provisioning, not damage (parse_common checks it last). */
         r = parse_common(root, TOKEN_PROVISION_TYPE, &t.keyslot, why, why_size);
-        if (r < 0)
+        t.keyslot_gone = r == -ENOENT;
+        if (r < 0 && !t.keyslot_gone)
                 return r;
+        if (t.keyslot_gone && why_size > 0)
+                why[0] = '\0';
         r = check_fields(root, fields, ELEMENTSOF(fields), why, why_size);
         if (r < 0)
                 return r;
@@ -503,7 +507,10 @@ int token_provision_format(const ProvisionToken *t, char **ret) {
         f = open_memstream(&buf, &size);
         if (!f)
                 return -ENOMEM;
-        format_head(f, TOKEN_PROVISION_TYPE, t->keyslot);
+        if (t->keyslot_gone)
+                fprintf(f, "{\"type\":\"%s\",\"keyslots\":[],\"version\":%d", TOKEN_PROVISION_TYPE, TOKEN_VERSION);
+        else
+                format_head(f, TOKEN_PROVISION_TYPE, t->keyslot);
         fprintf(f, ",\"key\":\"%s\",\"tpm2-pcrs\":[", b64);
         for (unsigned i = 0; i < TPM_PCR_MAX; i++)
                 if (t->pcr_mask & (UINT32_C(1) << i)) {

@@ -27,8 +27,8 @@
  *
  * The provisioning token marks the build-time keyslot as one to replace on the first boot
  * (provision.c). Its key is no secret: every copy of the image has it, which is why the first boot
- * re-keys the volume. tpm2-pcrs (possibly empty) are the PCRs the new key is sealed to, besides
- * the gate PCR.
+ * re-keys the volume. tpm2-pcrs (possibly empty) are the PCRs the new key is sealed to,
+ * besides the gate PCR.
  */
 
 #define TOKEN_TPM2_TYPE "cvmcrypt-tpm2"
@@ -60,6 +60,7 @@ typedef struct RecoveryToken {
 
 typedef struct ProvisionToken {
         unsigned keyslot;
+        bool keyslot_gone;                      /* keyslots []: the re-key has dropped the build-time slot */
         uint8_t key[TOKEN_PROVISION_KEY_SIZE];  /* the build-time passphrase of that keyslot */
         uint16_t bank;                          /* TPM2_ALG_SHA256 or TPM2_ALG_SHA384 */
         uint32_t pcr_mask;                      /* may be 0: the gate PCR alone */
@@ -74,6 +75,5 @@ int token_tpm2_format(const Tpm2Token *t, char **ret);
 int token_recovery_parse(const char *json, RecoveryToken *ret, char *why, size_t why_size);
 int token_recovery_format(const RecoveryToken *t, char **ret);
 
-/* -ENOENT when the keyslot list is empty: the first boot's re-key has dropped the build-time slot. */
 int token_provision_parse(const char *json, ProvisionToken *ret, char *why, size_t why_size);
 int token_provision_format(const ProvisionToken *t, char **ret);

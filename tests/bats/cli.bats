@@ -93,10 +93,11 @@ misuse() {
         done
 }
 
-@test "boot without --dry-run is not available yet and touches nothing" {
+@test "boot outside an initrd refuses and touches nothing" {
+        [ ! -e /etc/initrd-release ]
         run cvm boot
-        [ "$status" -eq "$EXIT_UNAVAILABLE" ]
-        [[ "$output" == *"only --dry-run is available"* ]]
+        [ "$status" -eq "$EXIT_DENIED" ]
+        [ "$output" = "cvmcrypt: boot: not in an initrd (/etc/initrd-release is missing): nothing done" ]
 }
 
 @test "random argv never crashes (argv fuzz run)" {

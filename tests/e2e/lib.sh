@@ -50,7 +50,9 @@
 # swtpm processes started here are stopped by pid on exit. Knobs: CVMCRYPT (binary, default
 # build/cvmcrypt), E2E_CACHE, E2E_KERNEL_PKG (pin a linux-image-6.1.*-amd64 package), E2E_TIMEOUT
 # (180), E2E_MEM (1024), E2E_CMDLINE (appended to the kernel command line), E2E_QEMU_ARGS (array of
-# extra qemu arguments, set after sourcing), E2E_EXTRA_MODULES.
+# extra qemu arguments, set after sourcing), E2E_EXTRA_MODULES, E2E_TYPE_AFTER and E2E_TYPE_TEXT
+# (type TEXT and Enter on the serial console once the console shows PATTERN, e.g. a passphrase at
+# systemd's prompt; typed at most once per boot).
 
 E2E_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${CVMCRYPT:=$E2E_TOP/build/cvmcrypt}"
@@ -323,6 +325,30 @@ e2e_initramfs() {
         rm -rf "$stage"
 }
 
+# e2e_dracut OUT CONF [DRACUT-OPTION...]: a systemd initramfs made by the host's dracut with the
+# tree's dracut/91cvmcrypt module and units, $CVMCRYPT (unstripped: boot measures the binary, and
+# predict must see the same bytes) configured by CONF, and the drivers in $E2E_MODULES
+# $E2E_EXTRA_MODULES. A minimal module set keeps the TCG boot short.
+e2e_dracut() {
+        local out=$1 conf=$2 base m
+        shift 2
+        e2e_require && e2e_kernel || return 1
+        command -v dracut >/dev/null || { e2e_log "dracut is missing (scripts/deps.sh installs dracut-core)"; return 1; }
+        # dracut finds modules only under its base directory: a private one, the host's plus ours.
+        base=$(mktemp -d "$E2E_TMP/dracut.XXXXXX")
+        mkdir "$base/modules.d"
+        for m in /usr/lib/dracut/*; do [ "${m##*/}" = modules.d ] || ln -s "$m" "$base/"; done
+        for m in /usr/lib/dracut/modules.d/*; do ln -s "$m" "$base/modules.d/"; done
+        ln -s "$E2E_TOP/dracut/91cvmcrypt" "$base/modules.d/91cvmcrypt"
+        cvmcrypt_bin=$CVMCRYPT cvmcrypt_conf=$conf cvmcrypt_unitdir=$E2E_TOP/units dracutbasedir=$base \
+                dracut --force --quiet --no-hostonly --no-hostonly-cmdline --nostrip --no-early-microcode --reproducible \
+                --kver "$E2E_KVER" --kmoddir "$E2E_MODDIR" -m "systemd-initrd cvmcrypt" \
+                --drivers "$E2E_MODULES $E2E_EXTRA_MODULES" --compress "zstd -q -3 -T0" "$@" "$out" || {
+                e2e_log "dracut failed"
+                return 1
+        }
+}
+
 e2e__init() {
         cat <<'EOF'
 #!/bin/sh
@@ -492,8 +518,18 @@ e2e_boot() {
         log=$E2E_TMP/$name.serial.log
         E2E_LOG=$log
         : >"$log"
-        qemu+=(-serial "file:$log"
-                -append "console=ttyS0 quiet panic=-1 e2e.name=$name e2e.nonce=$nonce $E2E_CMDLINE")
+        local typed=0 fifo='' tfd=''
+        if [ -n "${E2E_TYPE_AFTER:-}" ]; then
+                # Keyboard input through a FIFO that qemu reads as the serial console's input.
+                fifo=$E2E_TMP/$name.serial.in
+                rm -f "$fifo"
+                mkfifo "$fifo"
+                exec {tfd}<>"$fifo"
+                qemu+=(-chardev "file,id=ser0,path=$log,input-path=$fifo" -serial chardev:ser0)
+        else
+                qemu+=(-serial "file:$log")
+        fi
+        qemu+=(-append "console=ttyS0 quiet panic=-1 e2e.name=$name e2e.nonce=$nonce $E2E_CMDLINE")
         state=${E2E_TPM_STATE:-$(mktemp -d "$E2E_TMP/tpmstate.XXXXXX")}
         e2e_swtpm_start "$state" || return 1
         qemu+=(-chardev "socket,id=chrtpm,path=$E2E_SWTPM_SOCK" -tpmdev emulator,id=tpm0,chardev=chrtpm
@@ -513,8 +549,15 @@ e2e_boot() {
                         rc=124
                         break
                 fi
+                if [ -n "$tfd" ] && [ "$typed" = 0 ] && grep -aqF -- "$E2E_TYPE_AFTER" "$log"; then
+                        sleep 0.5
+                        printf '%s\r' "$E2E_TYPE_TEXT" >&"$tfd"
+                        typed=1
+                        e2e_log "boot $name: typed on the console after '$E2E_TYPE_AFTER'"
+                fi
                 sleep 0.1
         done
+        [ -z "$tfd" ] || exec {tfd}>&-
         if wait "$qpid" 2>/dev/null; then qrc=0; else qrc=$?; fi
         [ "$rc" -ne 0 ] || rc=$qrc
         end=$(date +%s%N)

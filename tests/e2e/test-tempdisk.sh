@@ -105,9 +105,15 @@ echo "$refusal" | grep -q "refused by the content guard: $user holds a signature
         e2e_fail "no content-guard refusal"
 [ "$(sha256sum "$user" | cut -d' ' -f1)" = "$(cat /e2e/data/userdisk.sha256)" ] || e2e_fail "$user changed"
 
-e2e_step "boot $boot: unmount"
+e2e_step "boot $boot: unmount; the ext4 is clean, without journal, with 32-bit block numbers"
 [ "$boot" = 1 ] && swapoff /mnt/resource/swapfile
 umount /mnt/resource
+e2fsck -fn /dev/mapper/cvmcrypt-tempdisk || e2e_fail "e2fsck found problems"
+# The superblock's compat and incompat feature words: has_journal is 0x4, 64bit 0x80.
+# shellcheck disable=SC2046
+set -- $(od -An -tx4 -j 1116 -N 8 /dev/mapper/cvmcrypt-tempdisk)
+[ $((0x$1 & 0x4)) = 0 ] || e2e_fail "the ext4 has a journal (compat 0x$1)"
+[ $((0x$2 & 0x80)) = 0 ] || e2e_fail "the ext4 has 64-bit block numbers on a 2 GiB disk (incompat 0x$2)"
 cryptsetup close cvmcrypt-tempdisk || e2e_fail "cryptsetup close failed"
 
 if [ "$boot" = 2 ]; then

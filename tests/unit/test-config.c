@@ -34,6 +34,9 @@ static const Case file_cases[] = {
         { "tpm-timeout=010\n", "not a number of seconds" },
         { "tpm-timeout=0x10\n", "not a number of seconds" },
         { "tpm-timeout=0\n", NULL },
+        { "device-timeout=600\n", NULL },
+        { "device-timeout=601\n", "not a number of seconds between 0 and 600" },
+        { "device-timeout=1s\n", "not a number of seconds between 0 and 600" },
         { "gate-pcr=7\n", "is not a PCR between 8 and 15" },
         { "gate-pcr=16\n", "is not a PCR between 8 and 15" },
         { "gate-pcr=23\n", "is not a PCR between 8 and 15" },
@@ -154,6 +157,7 @@ static void test_defaults(void) {
         CHECK_STREQ(c.tempdisk_mount, "/mnt/resource", "temp disk mounted at /mnt/resource by default");
         CHECK(c.policy == NULL, "no attestation policy by default");
         CHECK(c.attest == NULL && c.attest_certs == NULL, "no attestation by default");
+        CHECK(c.tpm_timeout == 30 && c.device_timeout == 30, "boot waits up to 30 s for the TPM and each volume");
         CHECK_STREQ(c.event_log, "/run/log/systemd/tpm2-measure.log", "default event log shared with systemd");
         config_done(&c);
 }

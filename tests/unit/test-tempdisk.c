@@ -4,6 +4,7 @@
  * it); unit names, runtime units, swap header and identity string. Device nodes in the fake /dev are
  * plain files, so the whole-disk guard's node check refuses them: each case looks at the guard it
  * is about. */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -537,6 +538,17 @@ static void test_probe_content(void) {
         close(fd);
 }
 
+/* The ext4 superblock's compat and incompat feature words (at 1024 + 0x5c and 0x60). */
+static bool ext4_features(int fd, uint32_t *compat, uint32_t *incompat) {
+        uint32_t w[2];
+
+        if (pread(fd, w, sizeof(w), 1024 + 0x5c) != (ssize_t) sizeof(w))
+                return false;
+        *compat = le32toh(w[0]);
+        *incompat = le32toh(w[1]);
+        return true;
+}
+
 /* mkfs.ext4 and mkfs.xfs accept the argv tempdisk_mkfs gives them (on image files here; on the
  * mapping in the qemu tier), and a tool that fails is reported. */
 static void test_mkfs(void) {
@@ -547,6 +559,7 @@ static void test_mkfs(void) {
         } cases[] = { { TEMPDISK_FS_EXT4, "ext4", 64 }, { TEMPDISK_FS_XFS, "xfs", 512 } };
         char path[512], detail[320], why[TEMPDISK_WHY_LEN], expect[64];
         TempdiskContent content;
+        uint32_t compat = 0, incompat = 0;
         int fd, r;
 
         fresh_tree();
@@ -554,17 +567,28 @@ static void test_mkfs(void) {
                 snprintf(path, sizeof(path), "%s/%s.img", top, cases[i].type);
                 fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
                 CHECK(fd >= 0 && ftruncate(fd, (off_t) cases[i].size_mib << 20) == 0, "%s image", cases[i].type);
-                r = tempdisk_mkfs(cases[i].fs, path, why, sizeof(why));
+                r = tempdisk_mkfs(cases[i].fs, path, (uint64_t) cases[i].size_mib << 20, why, sizeof(why));
                 CHECK(r == 0, "mkfs.%s accepts our arguments (%s)", cases[i].type, why);
                 snprintf(expect, sizeof(expect), "a signature of type %s (label 'tempdisk')", cases[i].type);
                 r = tempdisk_probe_content(fd, (uint64_t) cases[i].size_mib << 20, &content, detail, sizeof(detail));
                 CHECK(r == 0 && strcmp(detail, expect) == 0, "%s labelled tempdisk: %s", cases[i].type, detail);
                 close(fd);
         }
+        /* ext4: no journal, and 64-bit block numbers only when the size does not rule them out. */
+        snprintf(path, sizeof(path), "%s/ext4.img", top);
+        fd = open(path, O_RDONLY);
+        CHECK(fd >= 0 && ext4_features(fd, &compat, &incompat) && !(compat & 0x4) && !(incompat & 0x80),
+              "ext4 of a known size below 16 TiB: no journal, 32-bit (compat %#x, incompat %#x)", compat, incompat);
+        close(fd);
+        r = tempdisk_mkfs(TEMPDISK_FS_EXT4, path, 0, why, sizeof(why));
+        fd = open(path, O_RDONLY);
+        CHECK(r == 0 && fd >= 0 && ext4_features(fd, &compat, &incompat) && !(compat & 0x4) && (incompat & 0x80),
+              "ext4 of an unknown size: 64-bit (compat %#x, incompat %#x)", compat, incompat);
+        close(fd);
         snprintf(path, sizeof(path), "%s/too-small.img", top);
         fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
         close(fd);
-        r = tempdisk_mkfs(TEMPDISK_FS_EXT4, path, why, sizeof(why));
+        r = tempdisk_mkfs(TEMPDISK_FS_EXT4, path, 0, why, sizeof(why));
         CHECK(r == -EIO && strstr(why, "mkfs.ext4 failed (exit status"), "a failing mkfs is reported: %s", why);
 }
 
