@@ -78,11 +78,14 @@ count_cmds() { # count_cmds FUNCTION: TPM commands of one run, and their names
 run_cvmcrypt "$tcti" || { echo "cvmcrypt unlock --test failed" >&2; exit 1; }
 run_clevis "$tcti" || { echo "clevis luks pass failed" >&2; exit 1; }
 
-# RUNS rounds of one run of each tool, so that other load on the machine falls on all three alike.
-for _ in $(seq "$RUNS"); do
-        time_us run_cvmcrypt >>"$work/cvmcrypt.us"
-        time_us run_systemd >>"$work/systemd.us"
-        time_us run_clevis >>"$work/clevis.us"
+# RUNS rounds of one run of each tool, so that other load on the machine falls on all three alike;
+# the order rotates, so that each tool follows each other one (and its cache footprint) as often.
+tools=(cvmcrypt systemd clevis)
+for round in $(seq "$RUNS"); do
+        for k in 0 1 2; do
+                tool=${tools[(round + k) % 3]}
+                time_us "run_$tool" >>"$work/$tool.us"
+        done
 done
 cvm_ms=$(median_ms "$work/cvmcrypt.us")
 sd_ms=$(median_ms "$work/systemd.us")

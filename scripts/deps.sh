@@ -17,6 +17,11 @@ packages=(
         # apt-get download into /var/cache/cvmcrypt-e2e (never installed on the host); the initramfs is
         # static busybox + cpio + zstd, kmod's depmod resolves module dependencies
         qemu-system-x86 busybox-static cpio zstd xz-utils kmod dmsetup
+        # boot integration: dracut and initramfs-tools build the e2e initramfs images (the -core
+        # packages: the tools without taking over the host's own initramfs)
+        dracut-core initramfs-tools-core
+        # Debian packaging (tests/pkg/test-deb.sh): dpkg-buildpackage with debhelper, lintian
+        debhelper devscripts lintian dpkg-dev fakeroot
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,9 @@
 #include "secmem.h"
 
 #define INITRD_RELEASE "/etc/initrd-release"
+/* Left after the cap, so that cvmcrypt-cap.service (the cap for a boot that crashed) stays off. */
+#define CAPPED_DIR "/run/cvmcrypt"
+#define CAPPED_MARKER CAPPED_DIR "/capped"
 #define SELF_EXE "/proc/self/exe"
 #define TPM_DEVICE_DEFAULT "/dev/tpmrm0"
 #define WAIT_STEP_NS 100000000L
@@ -281,6 +285,12 @@ static void boot_tempdisk(Boot *b) {
                 log_info("boot: tempdisk: turned off (tempdisk=0)");
                 return;
         }
+        /* A disk named in the configuration may still be on its way; one found by identity is
+         * looked for once, as it is. */
+        if (b->cfg->tempdisk == TEMPDISK_DEVICE && access(b->cfg->tempdisk_device, F_OK) < 0) {
+                log_info("boot: tempdisk: waiting up to %u s for %s", b->cfg->device_timeout, b->cfg->tempdisk_device);
+                (void) wait_for_path(b->cfg->tempdisk_device, b->cfg->device_timeout);
+        }
         /* The verb logs its own failures and prints what it formatted. */
         r = verb_tempdisk(b->cfg, &targs, 0, NULL);
         if (r < 0) {
@@ -312,6 +322,8 @@ static void boot_cap(Boot *b) {
         }
         if (r > 0)
                 boot_fail(b, log_error_errno(-EIO, "boot: cap: %s", why));
+        if ((mkdir(CAPPED_DIR, 0755) < 0 && errno != EEXIST) || mknod(CAPPED_MARKER, S_IFREG | 0644, 0) < 0)
+                log_warning("boot: cap: cannot leave %s: %m", CAPPED_MARKER);
         log_info("boot: cap: PCR %u extended with %zu volume event%s and cvmcrypt:boot-done", b->cfg->gate_pcr,
                  b->n_volumes, b->n_volumes == 1 ? "" : "s");
 }

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "encoding.h"
 #include "image.h"
+#include "json-strict.h"
 #include "log.h"
 #include "luks.h"
 #include "macro.h"
@@ -54,6 +55,55 @@ static void print_pcrs(uint32_t mask) {
                 }
 }
 
+static int pcrs_json(uint32_t mask, json_object **ret) {
+        json_object *a = json_object_new_array();
+
+        if (!a)
+                return -ENOMEM;
+        for (int i = 0; i < 32; i++)
+                if ((mask & (1u << i)) && json_object_array_add(a, json_object_new_int(i)) < 0) {
+                        json_object_put(a);
+                        return -ENOMEM;
+                }
+        *ret = a;
+        return 0;
+}
+
+static int print_prepare_json(const Config *cfg, const char *image, const ImagePrepareParams *p,
+                              const ImagePrepareResult *res) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *pcrs = NULL;
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        r = json_add(o, "image", json_object_new_string(image));
+        if (r >= 0)
+                r = json_add(o, "uuid", json_object_new_string(res->uuid));
+        if (r >= 0)
+                r = json_add(o, "encrypted", json_object_new_boolean(res->encrypted));
+        if (r >= 0)
+                r = json_add(o, "resumed", json_object_new_boolean(res->resumed));
+        if (r >= 0)
+                r = json_add(o, "grown", json_object_new_int64((int64_t) res->grown));
+        if (r >= 0)
+                r = json_add(o, "sector-size", json_object_new_int((int) res->sector_size));
+        if (r >= 0)
+                r = json_add(o, "keyslot", json_object_new_int(res->keyslot));
+        if (r >= 0)
+                r = json_add(o, "token", json_object_new_int(res->token));
+        if (r >= 0)
+                r = json_add(o, "pcr-bank", json_object_new_string(tpm_bank_name(p->bank)));
+        if (r >= 0 && (r = pcrs_json(p->pcr_mask, &pcrs)) >= 0)
+                r = json_add(o, "pcrs", pcrs);
+        if (r >= 0)
+                r = json_add(o, "gate-pcr", json_object_new_int((int) cfg->gate_pcr));
+        if (r < 0)
+                return r;
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        return 0;
+}
+
 int verb_image_prepare(const Config *cfg, const CliArgs *args, int argc _unused_, char **argv) {
         _cleanup_secmem_ char *unlock = NULL;
         ImagePrepareParams p = { .key_file = args->key_file,
@@ -80,12 +130,9 @@ int verb_image_prepare(const Config *cfg, const CliArgs *args, int argc _unused_
         if (r < 0)
                 return log_error_errno(r, "image-prepare: %s", why);
         if (args->json) {
-                printf("{\"image\":\"%s\",\"uuid\":\"%s\",\"encrypted\":%s,\"resumed\":%s,\"grown\":%llu,\"sector-size\":%u,"
-                       "\"keyslot\":%d,\"token\":%d,\"pcr-bank\":\"%s\",\"pcrs\":[",
-                       argv[0], res.uuid, res.encrypted ? "true" : "false", res.resumed ? "true" : "false",
-                       (unsigned long long) res.grown, res.sector_size, res.keyslot, res.token, tpm_bank_name(p.bank));
-                print_pcrs(p.pcr_mask);
-                printf("],\"gate-pcr\":%u}\n", cfg->gate_pcr);
+                r = print_prepare_json(cfg, argv[0], &p, &res);
+                if (r < 0)
+                        return log_error_errno(r, "image-prepare: cannot print the result: %m");
                 return 0;
         }
         if (res.resumed)
@@ -95,8 +142,8 @@ int verb_image_prepare(const Config *cfg, const CliArgs *args, int argc _unused_
                        (unsigned long long) (res.grown >> 20));
         else
                 printf("%s: LUKS2 already", argv[0]);
-        printf(": LUKS2 %s, %u-byte sectors.\nBuild-time keyslot %d, provisioning token %d: the first boot re-keys the volume and seals it to %s PCR%s ",
-               res.uuid, res.sector_size, res.keyslot, res.token, tpm_bank_name(p.bank), "s");
+        printf(": LUKS2 %s, %u-byte sectors.\nBuild-time keyslot %d, provisioning token %d: the first boot re-keys the volume and seals it to %s PCRs ",
+               res.uuid, res.sector_size, res.keyslot, res.token, tpm_bank_name(p.bank));
         print_pcrs(p.pcr_mask | (1u << cfg->gate_pcr));
         printf(" (gate PCR %u).\n", cfg->gate_pcr);
         if (!res.resumed)
@@ -116,6 +163,34 @@ static const char *stage_name(ProvisionStage s) {
                 return "finish";
         }
         return "?";
+}
+
+static int print_provision_json(const char *device, const char *name, const ProvisionParams *p,
+                                const ProvisionResult *res, const char *fingerprint) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        r = json_add(o, "device", json_object_new_string(device));
+        if (r >= 0)
+                r = json_add(o, "uuid", json_object_new_string(res->uuid));
+        if (r >= 0)
+                r = json_add(o, "started-at", json_object_new_string(stage_name(res->started_at)));
+        if (r >= 0)
+                r = json_add(o, "tpm-keyslot", json_object_new_int(res->tpm_keyslot));
+        if (r >= 0)
+                r = json_add(o, "recovery-keyslot", json_object_new_int(res->recovery_keyslot));
+        if (r >= 0 && res->escrowed)
+                r = json_add(o, "escrow", json_object_new_string(p->escrow_out));
+        if (r >= 0 && res->escrowed)
+                r = json_add(o, "escrow-sha256", json_object_new_string(fingerprint));
+        if (r >= 0)
+                r = json_add(o, "activated", json_object_new_boolean(name != NULL));
+        if (r < 0)
+                return r;
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        return 0;
 }
 
 int verb_provision(const Config *cfg, const CliArgs *args, int argc, char **argv) {
@@ -160,12 +235,9 @@ int verb_provision(const Config *cfg, const CliArgs *args, int argc, char **argv
         if (r > 0)
                 log_warning("provision: %s", why);
         if (args->json) {
-                printf("{\"device\":\"%s\",\"uuid\":\"%s\",\"resumed-at\":\"%s\",\"tpm-keyslot\":%d,\"recovery-keyslot\":%d,"
-                       "\"escrow\":%s%s%s,\"escrow-sha256\":%s%s%s,\"activated\":%s}\n",
-                       device, res.uuid, stage_name(res.started_at), res.tpm_keyslot, res.recovery_keyslot,
-                       res.escrowed ? "\"" : "", res.escrowed ? p.escrow_out : "null", res.escrowed ? "\"" : "",
-                       res.escrowed ? "\"" : "", res.escrowed ? fingerprint : "null", res.escrowed ? "\"" : "",
-                       name ? "true" : "false");
+                r = print_provision_json(device, name, &p, &res, fingerprint);
+                if (r < 0)
+                        return log_error_errno(r, "provision: cannot print the result: %m");
                 return 0;
         }
         printf("%s: provisioned (LUKS2 %s): re-keyed to a fresh volume key, sealed to this TPM, build-time keyslot removed%s.\n",

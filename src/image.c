@@ -14,6 +14,7 @@
 #include "image.h"
 #include "log.h"
 #include "luks-header.h"
+#include "luks.h"
 #include "macro.h"
 #include "secmem.h"
 #include "token.h"
@@ -22,24 +23,6 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe);
-
-static void log_from_libcryptsetup(int level _unused_, const char *msg, void *usrptr _unused_) {
-        size_t len = strlen(msg);
-
-        log_debug("libcryptsetup: %.*s", (int) (len && msg[len - 1] == '\n' ? len - 1 : len), msg);
-}
-
-/* The build-time passphrase is a random key: a slow KDF would only slow the first boot down. */
-static int use_fast_kdf(struct crypt_device *cd) {
-        static const struct crypt_pbkdf_type fast = {
-                .type = CRYPT_KDF_PBKDF2,
-                .hash = "sha512",
-                .iterations = 1000,
-                .flags = CRYPT_PBKDF_NO_BENCHMARK,
-        };
-
-        return crypt_set_pbkdf_type(cd, &fast);
-}
 
 int reencrypt_finish(struct crypt_device *cd, const char *name, const char *pass, size_t pass_size, int slot_old,
                      int slot_new, uint64_t hotzone, ReencryptProgress progress, void *userdata) {
@@ -213,7 +196,7 @@ static int encrypt_plain(int fd, const struct stat *st, const char *image, const
         (void) snprintf(hdr_path, sizeof(hdr_path), "/proc/self/fd/%d", mfd);
         r = crypt_init_data_device(&cd, hdr_path, image);
         if (r >= 0)
-                r = use_fast_kdf(cd);
+                r = luks_use_fast_kdf(cd);
         if (r >= 0)
                 r = crypt_set_data_offset(cd, IMAGE_HEADER_ROOM / 2 / SECTOR);
         if (r >= 0)
@@ -274,7 +257,7 @@ static int add_to_luks(const char *image, const ImagePrepareParams *p, const uin
         if (r >= 0)
                 r = crypt_load(cd, CRYPT_LUKS2, NULL);
         if (r >= 0)
-                r = use_fast_kdf(cd);
+                r = luks_use_fast_kdf(cd);
         if (r < 0)
                 return format_reason(why, n, r, "%s: cannot open the LUKS2 header: %s", image, strerror(-r));
         if (!p->unlock_secret ||
@@ -317,7 +300,7 @@ int image_prepare(const char *image, const ImagePrepareParams *p, ImagePrepareRe
 
         if (!key)
                 return format_reason(why, n, -ENOMEM, "out of memory");
-        crypt_set_log_callback(NULL, log_from_libcryptsetup, NULL);
+        luks_log_setup();
         fd = open(image, O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (fd < 0 || fstat(fd, &st) < 0) {
                 r = negative_errno();

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "luks-header.h"
 #include "macro.h"
+#include "token.h"
 
 /* Binary header layout (struct luks2_hdr_disk in cryptsetup's lib/luks2/luks2.h). Integers are
  * big-endian. The JSON area follows at LUKS_HEADER_BIN_SIZE and fills the copy up to hdr_size. */
@@ -979,7 +980,7 @@ static int check_tokens(Ctx *c, json_object *tokens, uint32_t *ret) {
                         return r;
                 /* The rest of a token belongs to its type's parser (token.c for ours). */
                 mask |= UINT32_C(1) << id;
-                if (strcmp(type, "cvmcrypt-provision") == 0)
+                if (strcmp(type, TOKEN_PROVISION_TYPE) == 0)
                         c->provision_token = true;
         }
         *ret = mask;

@@ -99,7 +99,7 @@ static int fill_current_pcrs(TpmContext *tpm, const EnrollParams *p, TpmPcrValue
 }
 
 /* Keyslots for high-entropy secrets: a slow KDF adds nothing but boot time. */
-static int use_fast_kdf(struct crypt_device *cd) {
+int luks_use_fast_kdf(struct crypt_device *cd) {
         static const struct crypt_pbkdf_type fast = {
                 .type = CRYPT_KDF_PBKDF2,
                 .hash = "sha512",
@@ -126,7 +126,7 @@ static int open_for_write(const char *device, const LuksHeader *hdr, const uint8
         uuid = crypt_get_uuid(cd);
         if (!uuid || strcmp(uuid, hdr->info.uuid) != 0 || (vk && crypt_volume_key_verify(cd, (const char *) vk, vk_size) < 0))
                 return format_reason(why, n, -EBUSY, "%s: the header changed while we worked on it", device);
-        r = use_fast_kdf(cd);
+        r = luks_use_fast_kdf(cd);
         if (r < 0)
                 return format_reason(why, n, r, "%s: cannot set the keyslot KDF: %s", device, strerror(-r));
         *ret = TAKE_PTR(cd);
@@ -866,7 +866,7 @@ int luks_add_sealed_slots(struct crypt_device *cd, TpmContext *tpm, const Enroll
         r = fill_current_pcrs(tpm, p, &pcrs, why, n);
         if (r < 0)
                 return r;
-        r = use_fast_kdf(cd);
+        r = luks_use_fast_kdf(cd);
         if (r < 0)
                 return format_reason(why, n, r, "cannot set the keyslot KDF: %s", strerror(-r));
         r = add_tpm_slot(cd, tpm, p, &pcrs, vk, vk_size, key_flags, ret, why, n);

@@ -132,6 +132,10 @@ int luks_remove_token(const char *device, int token, uint32_t *ret_keyslots, cha
 
 struct crypt_device;
 
+/* PBKDF2 with 1000 iterations for the keyslots of random secrets (TPM, recovery and build-time
+ * keys): a slow KDF adds nothing to them but boot time. */
+int luks_use_fast_kdf(struct crypt_device *cd);
+
 /* A TPM slot, and the recovery slot when p->recovery_key, for vk on a writable context; key_flags as
  * for crypt_keyslot_add_by_key() (provisioning adds slots for a new key that is not yet the
  * volume's), 0 for the volume key. ret->recovery_key receives the recovery key. */

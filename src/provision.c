@@ -11,6 +11,7 @@
 #include <openssl/bio.h>
 #include <openssl/pem.h> /* before cms.h, which declares the CMS PEM functions only after it */
 #include <openssl/cms.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
@@ -37,12 +38,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CMS_ContentInfo *, CMS_ContentInfo_free);
-
-static void log_from_libcryptsetup(int level _unused_, const char *msg, void *usrptr _unused_) {
-        size_t len = strlen(msg);
-
-        log_debug("libcryptsetup: %.*s", (int) (len && msg[len - 1] == '\n' ? len - 1 : len), msg);
-}
 
 /* ---- escrow ---- */
 
@@ -119,13 +114,18 @@ int escrow_seal(const char *cert_path, const char *secret, size_t size, char **r
         ri = cms ? CMS_add1_recipient_cert(cms, cert, CMS_BINARY | CMS_KEY_PARAM) : NULL;
         if (!ri)
                 return format_reason(why, n, -ENOMEM, "cannot build the escrow envelope for %s", cert_path);
-        /* RSA: OAEP with SHA-256, not PKCS #1 v1.5. EC keys get ECDH key agreement. */
+        /* RSA: OAEP with SHA-256, not PKCS #1 v1.5. EC: ECDH with a SHA-256 KDF, not the SHA-1 default. */
         if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS) {
                 EVP_PKEY_CTX *ctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
 
                 if (!ctx || EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
                     EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) <= 0)
                         return format_reason(why, n, -EIO, "cannot select RSA-OAEP for the escrow");
+        } else {
+                EVP_PKEY_CTX *ctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
+
+                if (!ctx || EVP_PKEY_CTX_set_ecdh_kdf_md(ctx, EVP_sha256()) <= 0)
+                        return format_reason(why, n, -EIO, "cannot select a SHA-256 KDF for the escrow");
         }
         if (CMS_final(cms, in, NULL, CMS_BINARY) != 1)
                 return format_reason(why, n, -EIO, "encrypting the recovery key to %s failed", cert_path);
@@ -237,17 +237,6 @@ static int rekey_pass(const uint8_t *vk, size_t vk_size, uint8_t out[REKEY_PASS_
         return 0;
 }
 
-static int use_fast_kdf(struct crypt_device *cd) {
-        static const struct crypt_pbkdf_type fast = {
-                .type = CRYPT_KDF_PBKDF2,
-                .hash = "sha512",
-                .iterations = 1000,
-                .flags = CRYPT_PBKDF_NO_BENCHMARK,
-        };
-
-        return crypt_set_pbkdf_type(cd, &fast);
-}
-
 static bool keyslot_active(struct crypt_device *cd, int slot) {
         crypt_keyslot_info s = crypt_keyslot_status(cd, slot);
 
@@ -343,7 +332,7 @@ static int prepare(struct crypt_device *cd, TpmContext *tpm, const ProvisionPara
         *new_vk_size = (size_t) key_size;
         r = rekey_pass(new_vk, *new_vk_size, pass);
         if (r >= 0)
-                r = use_fast_kdf(cd);
+                r = luks_use_fast_kdf(cd);
         if (r < 0)
                 return format_reason(why, n, r, "cannot derive the re-key passphrase");
         old_slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, (const char *) old_vk, old_size,
@@ -423,7 +412,7 @@ int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p,
 
         if (!new_vk || !pass)
                 return format_reason(why, n, -ENOMEM, "out of memory");
-        crypt_set_log_callback(NULL, log_from_libcryptsetup, NULL);
+        luks_log_setup();
         r = luks_header_snapshot(device, LUKS_SNAPSHOT_HEADERS | LUKS_SNAPSHOT_PROVISION, &hdr, reason, sizeof(reason));
         if (r == -ENOENT || r == -ENXIO || r == -EACCES)
                 return format_reason(why, n, r == -EACCES ? r : -ENODEV, "%s: cannot read: %s", device, strerror(-r));

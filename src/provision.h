@@ -63,7 +63,7 @@ int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p,
                   size_t n);
 
 /* Escrow: the recovery key in a CMS EnvelopedData (AES-256-CBC content key, RSA-OAEP with SHA-256
- * or ECDH key agreement to the certificate's key), PEM. The file holds nothing else: no plaintext,
+ * or ECDH with a SHA-256 KDF to the certificate's key), PEM. The file holds nothing else: no plaintext,
  * no key identifier but the recipient's issuer and serial. The fingerprint is SHA-256 over the DER
  * encoding of that ciphertext: it names the file and tells nothing of the key. */
 int escrow_seal(const char *cert_path, const char *secret, size_t size, char **ret_pem, size_t *ret_pem_size,

@@ -212,6 +212,19 @@ plain_tree() {
         cvm --tpm "$TPM_TCTI" unlock --test "$IMG"
 }
 
+@test "an EC admin certificate gets ECDH with a SHA-256 KDF" {
+        openssl ecparam -name prime256v1 -genkey -noout -out "$TEST_TMP/ec.key"
+        openssl req -x509 -new -key "$TEST_TMP/ec.key" -out "$TEST_TMP/ec.pem" -subj /CN=ec-escrow -days 30 2>/dev/null
+        sed -i "s|^provision-escrow-cert=.*|provision-escrow-cert=$TEST_TMP/ec.pem|" "$CVM_CONFIG"
+        prepare_image
+        provision
+        openssl cms -cmsout -print -inform PEM -in "$TEST_TMP/escrow.pem" | grep -q 'dhSinglePass-stdDH-sha256kdf-scheme'
+        openssl cms -decrypt -inform PEM -in "$TEST_TMP/escrow.pem" -inkey "$TEST_TMP/ec.key" | tr -d '-' >"$TEST_TMP/rk"
+        cvm unlock --test --recovery --recovery-key-file "$TEST_TMP/rk" "$IMG"
+        run cvm --tpm "$TPM_TCTI" recover --escrow "$TEST_TMP/escrow.pem" --key "$TEST_TMP/ec.key" "$IMG"
+        [ "$status" -eq 0 ]
+}
+
 @test "provision without an escrow configured warns that the volume has no recovery key" {
         prepare_image
         CVM_CONFIG=$TEST_TMP/empty.conf

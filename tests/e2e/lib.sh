@@ -349,6 +349,35 @@ e2e_dracut() {
         }
 }
 
+# e2e_mkinitramfs OUT CONF [HOOK...]: an initramfs-tools initramfs with the tree's hooks/ (hook and
+# local-top script), $CVMCRYPT configured by CONF, the drivers in $E2E_MODULES $E2E_EXTRA_MODULES,
+# and test-only hook scripts HOOK. mkinitramfs reads /lib/modules/KVER and /boot/config-KVER only:
+# it runs in a private mount namespace where an overlay shows the extracted kernel there, so nothing
+# is installed on the host.
+e2e_mkinitramfs() {
+        local out=$1 conf=$2 dir pkg m
+        shift 2
+        e2e_require && e2e_kernel || return 1
+        command -v mkinitramfs >/dev/null || { e2e_log "mkinitramfs is missing (scripts/deps.sh installs initramfs-tools-core)"; return 1; }
+        dir=$(mktemp -d "$E2E_TMP/initramfs-tools.XXXXXX")
+        mkdir -p "$dir/conf/hooks" "$dir/conf/scripts/local-top" "$dir/conf/conf.d" "$dir/up" "$dir/work"
+        cp "$E2E_TOP/hooks/hooks/cvmcrypt" "$@" "$dir/conf/hooks/"
+        cp "$E2E_TOP/hooks/scripts/local-top/cvmcrypt" "$dir/conf/scripts/local-top/"
+        printf 'MODULES=list\nBUSYBOX=y\nCOMPRESS=zstd\nFSTYPE=ext4\n' >"$dir/conf/initramfs.conf"
+        for m in $E2E_MODULES $E2E_EXTRA_MODULES; do echo "$m"; done >"$dir/conf/modules"
+        pkg=$(dirname "$(dirname "$(dirname "$E2E_MODDIR")")")
+        unshare -m sh -c 'set -e
+                mount -t overlay overlay -o "lowerdir=/usr/lib,upperdir=$1/up,workdir=$1/work" /usr/lib
+                mkdir -p "/usr/lib/modules/$2"
+                mount --bind "$3" "/usr/lib/modules/$2"
+                mount --bind "$4/boot" /boot
+                CVMCRYPT_BIN=$5 CVMCRYPT_CONF=$6 mkinitramfs -d "$1/conf" -o "$7" "$2"' \
+                sh "$dir" "$E2E_KVER" "$E2E_MODDIR" "$pkg" "$CVMCRYPT" "$conf" "$out" || {
+                e2e_log "mkinitramfs failed"
+                return 1
+        }
+}
+
 e2e__init() {
         cat <<'EOF'
 #!/bin/sh
@@ -518,14 +547,18 @@ e2e_boot() {
         log=$E2E_TMP/$name.serial.log
         E2E_LOG=$log
         : >"$log"
-        local typed=0 fifo='' tfd=''
+        local typed=0 fifo='' tfd='' catpid=''
         if [ -n "${E2E_TYPE_AFTER:-}" ]; then
-                # Keyboard input through a FIFO that qemu reads as the serial console's input.
-                fifo=$E2E_TMP/$name.serial.in
-                rm -f "$fifo"
-                mkfifo "$fifo"
-                exec {tfd}<>"$fifo"
-                qemu+=(-chardev "file,id=ser0,path=$log,input-path=$fifo" -serial chardev:ser0)
+                # The console through a pipe chardev: FIFO.in is its keyboard, FIFO.out is copied to
+                # the log (qemu opens both read-write, so nothing blocks).
+                fifo=$E2E_TMP/$name.serial
+                rm -f "$fifo.in" "$fifo.out"
+                mkfifo "$fifo.in" "$fifo.out"
+                exec {tfd}<>"$fifo.in"
+                cat "$fifo.out" >>"$log" &
+                catpid=$!
+                E2E_PIDS+=("$catpid")
+                qemu+=(-chardev "pipe,id=ser0,path=$fifo" -serial chardev:ser0)
         else
                 qemu+=(-serial "file:$log")
         fi
@@ -557,12 +590,17 @@ e2e_boot() {
                 fi
                 sleep 0.1
         done
-        [ -z "$tfd" ] || exec {tfd}>&-
+        if [ -n "$tfd" ]; then
+                exec {tfd}>&-
+                # qemu has gone: the copy ends with the pipe's last bytes.
+                for _ in $(seq 20); do kill -0 "$catpid" 2>/dev/null || break; sleep 0.1; done
+                e2e__kill "$catpid"
+        fi
         if wait "$qpid" 2>/dev/null; then qrc=0; else qrc=$?; fi
         [ "$rc" -ne 0 ] || rc=$qrc
         end=$(date +%s%N)
         local p rest=()
-        for p in "${E2E_PIDS[@]}"; do [ "$p" = "$qpid" ] || rest+=("$p"); done
+        for p in "${E2E_PIDS[@]}"; do [ "$p" = "$qpid" ] || [ "$p" = "$catpid" ] || rest+=("$p"); done
         E2E_PIDS=("${rest[@]}")
         local swtpm_log=$E2E_SWTPM_RUN/log
         e2e_swtpm_stop

@@ -2,7 +2,8 @@
 /* Two ways in: an input that starts with the LUKS magic is a raw header area (reconciled, then
  * validated, as luks_header_snapshot() does); anything else is
  * JSON text that gets wrapped into two valid binary headers with correct checksums, so the fuzzer
- * reaches the JSON checks instead of stopping at the checksum. */
+ * reaches the JSON checks instead of stopping at the checksum. Each is checked twice: as unlock
+ * does, and with the provisioning states allowed. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 memcpy(copy, data, size);
                 (void) luks_header_reconcile(copy, size, why, sizeof(why));
                 (void) luks_header_validate(copy, size, &info, why, sizeof(why));
+                (void) luks_header_validate_flags(copy, size, LUKS_SNAPSHOT_PROVISION, &info, why, sizeof(why));
                 free(copy);
                 return 0;
         }
@@ -61,8 +63,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 json[len] = '\0';
                 binary_header(buf, 0);
                 binary_header(buf + HDR_SIZE, 1);
-                if (luks2_fixture_set_json(buf, json) == 0)
+                if (luks2_fixture_set_json(buf, json) == 0) {
                         (void) luks_header_validate(buf, 2 * HDR_SIZE, &info, why, sizeof(why));
+                        /* The states of a first boot's re-key, accepted only for provision. */
+                        (void) luks_header_validate_flags(buf, 2 * HDR_SIZE, LUKS_SNAPSHOT_PROVISION, &info, why,
+                                                          sizeof(why));
+                }
                 free(buf);
                 free(json);
         }

@@ -93,6 +93,10 @@ static const Case file_cases[] = {
         { "attest=tsm-x\n", "is neither none, hcl-nv" },
         { "attest=hcl-nv\nattest=tsm\n", "cfg:2: 'attest' is set twice" },
         { "attest-certs=certs\n", "not a clean absolute path" },
+        { "provision-escrow-cert=/etc/cvmcrypt/escrow.pem\nprovision-escrow-out=/boot/efi/cvmcrypt-escrow.pem\n", NULL },
+        { "provision-escrow-cert=escrow.pem\n", "bad value for 'provision-escrow-cert': 'escrow.pem' is not a clean absolute path" },
+        { "provision-escrow-out=/boot/../escrow\n", "'provision-escrow-out': '/boot/../escrow' is not a clean absolute path" },
+        { "provision-escrow-out=/a\nprovision-escrow-out=/b\n", "'provision-escrow-out' is set twice" },
 };
 
 static void test_file_cases(void) {
@@ -266,6 +270,30 @@ static void test_attest_needs_policy(void) {
         }
 }
 
+/* The escrow needs a certificate to encrypt to and a place to go: one without the other is refused. */
+static void test_escrow_pair(void) {
+        char *cert_only = write_temp("provision-escrow-cert=/etc/cvmcrypt/escrow.pem\n", 0644);
+        char *out_cmdline = write_temp("cvmcrypt.provision-escrow-out=/run/escrow.pem\n", 0644);
+        ConfigSources src = { .file = cert_only, .file_required = true };
+        ConfigError err;
+        Config c;
+        int r;
+
+        r = config_load(&c, &src, &err);
+        CHECK(r == -EINVAL && strstr(err.message, "provision-escrow-cert= and provision-escrow-out= go together"),
+              "escrow certificate without output refused: %s", err.message);
+        src.cmdline = out_cmdline;
+        r = config_load(&c, &src, &err);
+        CHECK(r == 0 && strcmp(c.provision_escrow_cert, "/etc/cvmcrypt/escrow.pem") == 0 &&
+                      strcmp(c.provision_escrow_out, "/run/escrow.pem") == 0,
+              "the output from the command line completes the pair (%s)", err.message);
+        config_done(&c);
+        for (char **p = (char *[]){ cert_only, out_cmdline, NULL }; *p; p++) {
+                unlink(*p);
+                free(*p);
+        }
+}
+
 static void test_load_precedence(void) {
         char *file = write_temp("gate-pcr=14\ntempdisk=auto\nvolume=/dev/vda2 a\nvolume=/dev/vda3 b\n", 0644);
         char *cmdline = write_temp("ro cvmcrypt.tempdisk=0 cvmcrypt.volume=/dev/vdc\n", 0644);
@@ -301,6 +329,7 @@ static void test_load_precedence(void) {
         CHECK(r < 0 && strstr(err.message, "not a regular file"), "directory as config rejected: %s", err.message);
 
         test_attest_needs_policy();
+        test_escrow_pair();
 
         if (geteuid() == 0) {
                 chmod(file, 0666);

@@ -887,6 +887,100 @@ static void test_mutate_tool(void) {
         free(buf);
 }
 
+/* The states of a first boot's re-key (provision.c), made by libcryptsetup itself: accepted only with
+ * LUKS_SNAPSHOT_PROVISION and a cvmcrypt-provision token, refused as unlock sees them. */
+static int snapshot_as(LuksSnapshotFlags flags, char *why, size_t n) {
+        LuksHeader h = LUKS_HEADER_NULL;
+        int r = luks_header_snapshot(scratch, flags, &h, why, n);
+
+        luks_header_done(&h);
+        return r;
+}
+
+static void test_provision_states(void) {
+        static const struct crypt_pbkdf_type fast = { .type = CRYPT_KDF_PBKDF2, .hash = "sha256", .iterations = 1000,
+                                                      .flags = CRYPT_PBKDF_NO_BENCHMARK };
+        struct crypt_params_reencrypt rp = { .mode = CRYPT_REENCRYPT_REENCRYPT, .direction = CRYPT_REENCRYPT_FORWARD,
+                                             .resilience = "checksum", .hash = "sha256",
+                                             .luks2 = &(struct crypt_params_luks2){ .sector_size = 4096 },
+                                             .flags = CRYPT_REENCRYPT_INITIALIZE_ONLY };
+        ProvisionToken pt = { .keyslot = 0, .bank = 0x000B, .pcr_mask = 1u << 7 };
+        struct crypt_device *cd = NULL;
+        char why[LUKS_WHY_MAX] = "", *json = NULL;
+        int r, slot, token = -1;
+
+        CHECK(copy_file(image, scratch) == 0, "scratch copy for the provisioning states");
+        r = crypt_init(&cd, scratch);
+        if (r >= 0)
+                r = crypt_load(cd, CRYPT_LUKS2, NULL);
+        if (r >= 0)
+                r = crypt_set_pbkdf_type(cd, &fast);
+        slot = r < 0 ? r : crypt_keyslot_add_by_key(cd, CRYPT_ANY_SLOT, NULL, 64, PASS, strlen(PASS), CRYPT_VOLUME_KEY_NO_SEGMENT);
+        CHECK(slot >= 0, "a keyslot for a new, unbound volume key (%d)", slot);
+
+        r = snapshot_as(LUKS_SNAPSHOT_HEADERS, why, sizeof(why));
+        CHECK(r == -EOPNOTSUPP && strstr(why, "2 digests"), "unbound key refused for unlock: %s", why);
+        r = snapshot_as(LUKS_SNAPSHOT_PROVISION, why, sizeof(why));
+        CHECK(r == -EOPNOTSUPP && strstr(why, "without a cvmcrypt-provision token"), "and for provision without its token: %s", why);
+        if (token_provision_format(&pt, &json) >= 0)
+                token = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
+        free(json);
+        CHECK(token >= 0, "provisioning token added (%d)", token);
+        r = snapshot_as(LUKS_SNAPSHOT_PROVISION, why, sizeof(why));
+        CHECK(r == 0, "unbound key accepted for provision with its token (%s)", why);
+
+        r = slot < 0 ? slot : crypt_reencrypt_init_by_passphrase(cd, NULL, PASS, strlen(PASS), 0, slot, "aes", "xts-plain64", &rp);
+        CHECK(r >= 0, "re-key initialized (%d)", r);
+        r = snapshot_as(LUKS_SNAPSHOT_HEADERS, why, sizeof(why));
+        CHECK(r == -EOPNOTSUPP && strstr(why, "requirement 'online-reencrypt-v"), "pending re-key refused for unlock: %s", why);
+        r = snapshot_as(LUKS_SNAPSHOT_KEYSLOTS | LUKS_SNAPSHOT_PROVISION, why, sizeof(why));
+        CHECK(r == 0, "pending re-key accepted for provision (%s)", why);
+        r = luks_header_finish_rekey(scratch, why, sizeof(why));
+        CHECK(r == 0, "a re-key that has not run is not finished by hand (%d %s)", r, why);
+        crypt_free(cd);
+        cd = NULL;
+
+        /* The same header without the token, or with the re-key turned into a decryption, is refused. */
+        {
+                uint8_t *buf = NULL;
+                size_t size = 0;
+                uint64_t hdr_size;
+                json_object *root = NULL, *ks, *tokens;
+                char mutated[32];
+
+                CHECK(read_file(scratch, &buf, &size) == 0, "read the re-key header");
+                hdr_size = buf ? luks2_fixture_hdr_size(buf) : 0;
+                root = buf ? json_tokener_parse((const char *) buf + LUKS2_FIXTURE_BIN) : NULL;
+                if (root && json_object_object_get_ex(root, "tokens", &tokens)) {
+                        json_object_object_del(tokens, "1");
+                        r = luks2_fixture_set_json(buf, json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+                        if (r >= 0)
+                                r = luks_header_validate_flags(buf, 2 * hdr_size, LUKS_SNAPSHOT_PROVISION, NULL, why, sizeof(why));
+                        CHECK(r == -EOPNOTSUPP && strstr(why, "without a cvmcrypt-provision token"),
+                              "pending re-key without the token refused: %s", why);
+                }
+                json_object_put(root);
+                CHECK(read_file(scratch, &buf, &size) == 0, "read the re-key header again");
+                root = buf ? json_tokener_parse((const char *) buf + LUKS2_FIXTURE_BIN) : NULL;
+                if (root && json_object_object_get_ex(root, "keyslots", &ks)) {
+                        json_object_object_foreach(ks, key, val) {
+                                json_object *mode;
+
+                                if (json_object_object_get_ex(val, "mode", &mode)) {
+                                        (void) snprintf(mutated, sizeof(mutated), "%s", key);
+                                        json_object_object_add(val, "mode", json_object_new_string("decrypt"));
+                                }
+                        }
+                        r = luks2_fixture_set_json(buf, json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+                        if (r >= 0)
+                                r = luks_header_validate_flags(buf, 2 * hdr_size, LUKS_SNAPSHOT_PROVISION, NULL, why, sizeof(why));
+                        CHECK(r == -EOPNOTSUPP && strstr(why, "mode 'decrypt' is not reencrypt"), "a decryption is refused: %s", why);
+                }
+                json_object_put(root);
+                free(buf);
+        }
+}
+
 int main(void) {
         uint8_t *buf = NULL;
         size_t size = 0;
@@ -920,6 +1014,7 @@ int main(void) {
         test_snapshot_errors();
         test_repair_blocked();
         test_mutate_tool();
+        test_provision_states();
         free(buf);
 
         (void) unlink(image);
