@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "ask.h"
-#include "attest-gate.h"
 #include "cli.h"
 #include "encoding.h"
 #include "image.h"
@@ -14,7 +13,6 @@
 #include "log.h"
 #include "luks.h"
 #include "macro.h"
-#include "measure.h"
 #include "provision.h"
 #include "secmem.h"
 #include "tpm.h"
@@ -165,7 +163,7 @@ static const char *stage_name(ProvisionStage s) {
         return "?";
 }
 
-static int print_provision_json(const char *device, const char *name, const ProvisionParams *p,
+static int print_provision_json(const char *device, const char *name, const char *escrow_out,
                                 const ProvisionResult *res, const char *fingerprint) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         int r;
@@ -182,7 +180,7 @@ static int print_provision_json(const char *device, const char *name, const Prov
         if (r >= 0)
                 r = json_add(o, "recovery-keyslot", json_object_new_int(res->recovery_keyslot));
         if (r >= 0 && res->escrowed)
-                r = json_add(o, "escrow", json_object_new_string(p->escrow_out));
+                r = json_add(o, "escrow", json_object_new_string(escrow_out));
         if (r >= 0 && res->escrowed)
                 r = json_add(o, "escrow-sha256", json_object_new_string(fingerprint));
         if (r >= 0)
@@ -196,46 +194,31 @@ static int print_provision_json(const char *device, const char *name, const Prov
 int verb_provision(const Config *cfg, const CliArgs *args, int argc, char **argv) {
         _cleanup_(tpm_closep) TpmContext *tpm = NULL;
         const char *device = argv[0], *name = argc > 1 ? argv[1] : NULL;
-        ProvisionParams p = { .gate_pcr = cfg->gate_pcr, .escrow_cert = cfg->provision_escrow_cert,
-                              .escrow_out = cfg->provision_escrow_out };
         ProvisionResult res;
         char why[LUKS_WHY_LEN] = "", fingerprint[65] = "";
+        bool unlogged;
         int r;
 
-        /* A configuration that attests makes the new token demand it, as enroll --attest does. */
-        if (cfg->attest) {
-                r = attest_config_policy_digest(cfg, p.attest, why, sizeof(why));
-                if (r < 0)
-                        return log_error_errno(r, "provision: %s", why);
-                p.has_attest = true;
-        }
         r = tpm_open(cfg->tpm, &tpm);
         if (r < 0)
                 return log_error_errno(r, "provision: cannot open the TPM %s: %m", cfg->tpm);
-        r = provision_run(device, tpm, &p, &res, why, sizeof(why));
+        r = provision_volume(cfg, tpm, device, name, &res, &unlogged, why, sizeof(why));
         if (r < 0)
                 return log_error_errno(r, "provision: %s", why);
-        if (res.started_at == PROVISION_STAGE_NONE) {
+        if (r == 0) {
                 printf("%s: no provisioning token: nothing to do.\n", device);
                 return 0;
         }
+        if (unlogged)
+                log_warning("provision: %s", why);
         if (res.escrowed) {
                 hex_encode(res.escrow_fingerprint, sizeof(res.escrow_fingerprint), fingerprint);
-                log_info("provision: recovery key escrowed to %s, fingerprint sha256:%s", p.escrow_out, fingerprint);
+                log_info("provision: recovery key escrowed to %s, fingerprint sha256:%s", cfg->provision_escrow_out,
+                         fingerprint);
         } else if (res.started_at == PROVISION_STAGE_PREPARE)
                 log_warning("provision: no escrow configured (provision-escrow-cert=): the volume has no recovery key");
-        /* The new slot must open the volume before the boot relies on it; then the event goes into
-         * the gate PCR, after the unseal it would otherwise break. */
-        r = luks_unlock_tpm(device, name, tpm, NULL, 0, NULL, why, sizeof(why));
-        if (r < 0)
-                return log_error_errno(r, "provision: the volume is provisioned, but its new TPM slot does not open it: %s", why);
-        r = measure_provisioned(tpm, cfg->event_log, cfg->gate_pcr, res.uuid, why, sizeof(why));
-        if (r < 0)
-                return log_error_errno(r, "provision: %s", why);
-        if (r > 0)
-                log_warning("provision: %s", why);
         if (args->json) {
-                r = print_provision_json(device, name, &p, &res, fingerprint);
+                r = print_provision_json(device, name, cfg->provision_escrow_out, &res, fingerprint);
                 if (r < 0)
                         return log_error_errno(r, "provision: cannot print the result: %m");
                 return 0;
@@ -243,7 +226,7 @@ int verb_provision(const Config *cfg, const CliArgs *args, int argc, char **argv
         printf("%s: provisioned (LUKS2 %s): re-keyed to a fresh volume key, sealed to this TPM, build-time keyslot removed%s.\n",
                device, res.uuid, res.started_at == PROVISION_STAGE_PREPARE ? "" : " (resumed an interrupted run)");
         if (res.escrowed)
-                printf("Recovery key escrowed to %s (sha256:%s).\n", p.escrow_out, fingerprint);
+                printf("Recovery key escrowed to %s (sha256:%s).\n", cfg->provision_escrow_out, fingerprint);
         printf("%s\n", name ? "The volume is open." : "The new TPM slot opens the volume (not activated).");
         return 0;
 }

@@ -631,6 +631,10 @@ static int reseal_run(const char *verb, const Config *cfg, const CliArgs *args, 
         int r;
 
         r = build_reseal_params(args, &p);
+        if (r >= 0 && args->attest) {
+                r = bind_attested_gate(cfg, args, &p.binding);
+                p.binding_given = true;
+        }
         if (r < 0)
                 return r;
         if (access(device, R_OK | W_OK) < 0)

@@ -11,5 +11,5 @@ enum {
         EXIT_ATTESTATION = 5,     /* platform attestation failed or violated the policy */
         EXIT_DEVICE = 6,          /* device or LUKS2 header missing, busy, or rejected */
         EXIT_TPM = 7,             /* TPM unreachable or returned an unexpected error */
-        EXIT_UNAVAILABLE = 8,     /* command not available in this build */
+        EXIT_UNAVAILABLE = 8,     /* not supported here (EOPNOTSUPP) */
 };

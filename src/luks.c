@@ -684,6 +684,9 @@ static int reseal_binding(const ResealParams *p, const Tpm2Token *old, int old_i
                                             .mask = old ? old->pcrs.mask : p->binding.pcrs.mask };
                 ret->predicted_mask = 0;
         }
+        if (old && old->has_attest && !ret->has_attest)
+                return format_reason(why, n, -EINVAL,
+                                     "token %d demands attestation: reseal with --attest so that the new slot keeps the gate", old_id);
         if (old && old->pin && !ret->pin)
                 return format_reason(why, n, -ENOKEY, "token %d is protected by a PIN: give it (--pin-file) so the new slot keeps one",
                                      old_id);

@@ -41,7 +41,7 @@ typedef struct Verb {
         const char *synopsis; /* positional arguments */
         unsigned min_args, max_args;
         const char *summary;
-        VerbRun run; /* NULL: not available in this build */
+        VerbRun run;
         VerbVerify verify;
 } Verb;
 
@@ -155,7 +155,7 @@ static const OptionDef option_defs[] = {
         { { "verify", no_argument, NULL, OPT_VERIFY }, V_MEASURE, NULL, "replay the event log against the PCRs instead of extending" },
         { { "log", required_argument, NULL, OPT_LOG }, V_MEASURE | V_CAP, "FILE", "event log (default from the configuration)" },
         { { "binary", required_argument, NULL, OPT_BINARY }, V_PREDICT | V_ENROLL, "FILE", "predict, enroll --attest: the cvmcrypt binary of the image (default: this one)" },
-        { { "attest", no_argument, NULL, OPT_ATTEST }, V_ENROLL, NULL, "bind the gate PCR to its value after attestation passed (predicted)" },
+        { { "attest", no_argument, NULL, OPT_ATTEST }, V_ENROLL | V_RESEAL | V_RECOVER, NULL, "bind the gate PCR to its value after attestation passed (predicted)" },
         { { "no-attest", no_argument, NULL, OPT_NO_ATTEST }, V_PREDICT, NULL, "the value before attestation (for volumes that do not demand it)" },
 };
 
@@ -190,7 +190,7 @@ static void help_main(void) {
         printf("Usage: cvmcrypt [OPTIONS] COMMAND [ARGS...]\n\n"
                "Confidential-VM disk encryption: vTPM sealing gated on SEV-SNP attestation.\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                printf("  %-14s %s%s\n", verbs[i].name, verbs[i].summary, verbs[i].run ? "" : " (not available in this build)");
+                printf("  %-14s %s\n", verbs[i].name, verbs[i].summary);
         printf("\nOptions:\n");
         print_options(V_ALL, false);
         printf("\nRun 'cvmcrypt COMMAND --help' for a command's options. See cvmcrypt(8).\n");
@@ -205,8 +205,6 @@ static bool verb_has_options(const Verb *v) {
 
 static void help_verb(const Verb *v) {
         printf("Usage: cvmcrypt %s [OPTIONS]%s%s\n\n%s.\n", v->name, *v->synopsis ? " " : "", v->synopsis, v->summary);
-        if (!v->run)
-                printf("Not available in this build.\n");
         if (verb_has_options(v)) {
                 printf("\nOptions:\n");
                 print_options(v->bit, true);
@@ -526,15 +524,6 @@ static int run(int argc, char **argv) {
         argc -= optind;
         argv += optind;
         optind = 0; /* full reinitialisation of getopt for the verb's own arguments */
-        if (!v->run) {
-                for (int i = 1; i < argc; i++)
-                        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-                                help_verb(v);
-                                return EXIT_OK;
-                        }
-                log_error("%s: not available in this build", v->name);
-                return EXIT_UNAVAILABLE;
-        }
         r = parse_options(argc, argv, v, context);
         if (r != 0)
                 return r > 0 ? EXIT_OK : EXIT_USAGE;

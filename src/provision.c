@@ -17,10 +17,12 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "attest-gate.h"
 #include "luks-header.h"
 #include "luks.h"
 #include "log.h"
 #include "macro.h"
+#include "measure.h"
 #include "provision.h"
 #include "secmem.h"
 #include "token.h"
@@ -35,8 +37,6 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CMS_ContentInfo *, CMS_ContentInfo_free);
 
 /* ---- escrow ---- */
@@ -486,4 +486,38 @@ int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p,
                 return r;
         *ret = res;
         return 0;
+}
+
+int provision_volume(const Config *cfg, TpmContext *tpm, const char *device, const char *name, ProvisionResult *ret,
+                     bool *ret_unlogged, char *why, size_t n) {
+        ProvisionParams p = { .gate_pcr = cfg->gate_pcr, .escrow_cert = cfg->provision_escrow_cert,
+                              .escrow_out = cfg->provision_escrow_out };
+        ProvisionResult res;
+        char reason[LUKS_WHY_LEN];
+        int r;
+
+        *ret_unlogged = false;
+        if (cfg->attest) {
+                r = attest_config_policy_digest(cfg, p.attest, why, n);
+                if (r < 0)
+                        return r;
+                p.has_attest = true;
+        }
+        r = provision_run(device, tpm, &p, &res, why, n);
+        if (r < 0)
+                return r;
+        *ret = res;
+        if (res.started_at == PROVISION_STAGE_NONE)
+                return 0;
+        /* The new slot must open the volume before the boot relies on it; then the event goes into
+         * the gate PCR, after the unseal it would otherwise break. */
+        r = luks_unlock_tpm(device, name, tpm, NULL, 0, NULL, reason, sizeof(reason));
+        if (r < 0)
+                return format_reason(why, n, r, "%s is provisioned, but its new TPM slot does not open it: %s", device,
+                                     reason);
+        r = measure_provisioned(tpm, cfg->event_log, cfg->gate_pcr, res.uuid, why, n);
+        if (r < 0)
+                return r;
+        *ret_unlogged = r > 0;
+        return 1;
 }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "image.h"
 #include "tpm.h"
 
@@ -61,6 +62,16 @@ typedef struct ProvisionResult {
 
 int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p, ProvisionResult *ret, char *why,
                   size_t n);
+
+/* The first boot's whole step for one volume, for `cvmcrypt boot` and the provision verb: the
+ * parameters from the configuration (escrow, gate PCR; a configuration that attests makes the new
+ * token demand it, as enroll --attest does), provision_run(), then the volume opened through its
+ * new TPM slot as name (NULL: the key only checked) and the event measured into the gate PCR.
+ * Returns 1 when it provisioned (the volume is open), 0 when the volume has no token (the caller
+ * unlocks it as usual), or a negative errno with why. *ret_unlogged is set when the PCR was
+ * extended but the event log could not be written (why says so). */
+int provision_volume(const Config *cfg, TpmContext *tpm, const char *device, const char *name, ProvisionResult *ret,
+                     bool *ret_unlogged, char *why, size_t n);
 
 /* Escrow: the recovery key in a CMS EnvelopedData (AES-256-CBC content key, RSA-OAEP with SHA-256
  * or ECDH with a SHA-256 KDF to the certificate's key), PEM. The file holds nothing else: no plaintext,

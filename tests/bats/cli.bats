@@ -83,16 +83,6 @@ misuse() {
         misuse "unknown command ''" ""
 }
 
-@test "commands not built yet say so with their own exit code" {
-        bats_require_minimum_version 1.5.0
-        for verb in provision image-prepare; do
-                run --separate-stderr "$CVMCRYPT" "$verb" /dev/null
-                [ "$status" -eq "$EXIT_UNAVAILABLE" ]
-                [[ "$stderr" == *"$verb: not available in this build"* ]]
-                [ -z "$output" ]
-        done
-}
-
 @test "boot outside an initrd refuses and touches nothing" {
         [ ! -e /etc/initrd-release ]
         run cvm boot

@@ -279,3 +279,17 @@ tpm_tokens() {
         run cvm status
         [ "$status" -eq "$EXIT_USAGE" ]
 }
+
+@test "reseal of a token that demands attestation needs --attest, so the gate is not lost" {
+        enroll --recovery-key-file rk
+        token_edit "$IMG" 0 't["attest"]="ab"*32'
+        run cvm --tpm "$TPM_TCTI" reseal "$IMG" --recovery-key-file rk
+        echo "$output"
+        [ "$status" -eq "$EXIT_FAILURE_GENERIC" ]
+        [[ "$output" == *"token 0 demands attestation: reseal with --attest so that the new slot keeps the gate"* ]]
+        run cvm --tpm "$TPM_TCTI" reseal "$IMG" --recovery-key-file rk --attest
+        echo "$output"
+        [ "$status" -eq "$EXIT_FAILURE_GENERIC" ]
+        [[ "$output" == *"the configuration does not attest (set attest= and policy=)"* ]]
+        [ "$(tpm_tokens)" = 0 ]
+}
