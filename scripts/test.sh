@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, builds, and runs every tier: unit and bats tests, the qemu e2e tests,
-# the unit and bats tests again under ASan+UBSan, the fuzz targets, and make distcheck. Ends with
+# the unit and bats tests again under ASan+UBSan, the fuzz targets, make distcheck and the Debian
+# packages (built, lintian, file list). Ends with
 # "N passed, N failed, N skipped".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -83,6 +84,20 @@ e2e_tier() { # e2e_tier BINARY
         tally e2e "$p" "$f" 0
 }
 
+# pkg: tests/pkg/test-deb.sh builds the Debian packages from a copy of the tree, runs lintian and
+# checks the installed file list; it prints "N passed, N failed".
+pkg_tier() {
+        local p f
+        bash tests/pkg/test-deb.sh >"$logs/pkg.log" 2>&1
+        p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$logs/pkg.log" | tail -n 1)
+        f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$logs/pkg.log" | tail -n 1)
+        if [ -z "$p" ] || [ "$f" != 0 ]; then
+                grep -B 2 -A 20 'FAIL\|^E: ' "$logs/pkg.log" | head -n 80
+                [ -n "$f" ] && [ "$f" != 0 ] || f=1
+        fi
+        tally pkg "${p:-0}" "$f" 0
+}
+
 fuzz_tier() {
         local t name corpus p=0 f=0
         for t in build-fuzz/tests/fuzz/fuzz-*; do
@@ -109,6 +124,7 @@ if step build scripts/build.sh build; then
         bats_tier bats "$top/build/cvmcrypt"
         e2e_tier "$top/build/cvmcrypt"
         step distcheck make -C build distcheck
+        pkg_tier
 fi
 if step build-asan scripts/build.sh build-asan --enable-sanitizers; then
         export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99
