@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "attest-gate.h"
+#include "fileio.h"
 #include "luks-header.h"
 #include "luks.h"
 #include "log.h"
@@ -44,31 +45,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CMS_ContentInfo *, CMS_ContentInfo_free);
 /* A whole small file into malloc'ed memory (NUL-terminated). */
 static int read_file(const char *path, size_t max, uint8_t **ret, size_t *ret_size) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        _cleanup_free_ uint8_t *buf = NULL;
-        size_t size = 0;
 
-        if (fd < 0)
-                return negative_errno();
-        buf = malloc(max + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t k = read(fd, buf + size, max + 1 - size);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return negative_errno();
-                if (k == 0)
-                        break;
-                size += (size_t) k;
-                if (size > max)
-                        return -EFBIG;
-        }
-        buf[size] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_size = size;
-        return 0;
+        return fd < 0 ? negative_errno() : read_bounded(fd, max, ret, ret_size);
 }
 
 static int cms_fingerprint(CMS_ContentInfo *cms, uint8_t out[32]) {
