@@ -960,6 +960,8 @@ static void test_provision_states(void) {
                               "pending re-key without the token refused: %s", why);
                 }
                 json_object_put(root);
+                free(buf);
+                buf = NULL;
                 CHECK(read_file(scratch, &buf, &size) == 0, "read the re-key header again");
                 root = buf ? json_tokener_parse((const char *) buf + LUKS2_FIXTURE_BIN) : NULL;
                 if (root && json_object_object_get_ex(root, "keyslots", &ks)) {
