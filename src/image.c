@@ -348,6 +348,7 @@ int image_prepare(const char *image, const ImagePrepareParams *p, ImagePrepareRe
         if (r < 0)
                 return r;
 done:
+        crypt_free(TAKE_PTR(cd)); /* the resumed encryption's context: read the header back afresh */
         r = crypt_init(&cd, image);
         if (r >= 0)
                 r = crypt_load(cd, CRYPT_LUKS2, NULL);

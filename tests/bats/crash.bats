@@ -26,7 +26,7 @@ teardown() { common_teardown; }
 calls() {
         local syscall=$1
         shift
-        strace -f -o "$TEST_TMP/trace" -e "trace=$syscall" "$@" >/dev/null 2>&1
+        no_lsan strace -f -o "$TEST_TMP/trace" -e "trace=$syscall" "$@" >/dev/null 2>&1
         grep -cE "^[0-9]+ +$syscall\\(" "$TEST_TMP/trace"
 }
 
@@ -35,7 +35,7 @@ calls() {
 kill_at() {
         local syscall=$1 k=$2 rc=0
         shift 2
-        strace -f -o /dev/null -e "trace=$syscall" -e "inject=$syscall:signal=KILL:when=$k" "$@" \
+        no_lsan strace -f -o /dev/null -e "trace=$syscall" -e "inject=$syscall:signal=KILL:when=$k" "$@" \
                 >/dev/null 2>&1 || rc=$?
         # A raw swtpm has no resource manager: drop what the killed process had loaded.
         tpm2_flushcontext -t >/dev/null 2>&1 || true

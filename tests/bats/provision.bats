@@ -264,7 +264,7 @@ plain_tree() {
 kill_at() {
         local k=$1 rc=0
         shift
-        strace -f -o /dev/null -e trace=write,pwrite64 -e "inject=write,pwrite64:signal=KILL:when=$k" "$@" \
+        no_lsan strace -f -o /dev/null -e trace=write,pwrite64 -e "inject=write,pwrite64:signal=KILL:when=$k" "$@" \
                 >/dev/null 2>&1 || rc=$?
         # A raw swtpm has no resource manager: drop what the killed process had loaded.
         tpm2_flushcontext -t >/dev/null 2>&1 || true
@@ -280,7 +280,7 @@ kill_at() {
         e2fsck -fn "$TEST_TMP/before.img" >/dev/null
         cp --sparse=always "$IMG" "$TEST_TMP/prepared.img"
         cmd=("$CVMCRYPT" --config "$CVM_CONFIG" "${CMDLINE_OPT[@]}" --tpm "$TPM_TCTI" provision "$IMG")
-        strace -f -o "$TEST_TMP/trace" -e trace=write,pwrite64 "${cmd[@]}" >/dev/null 2>&1
+        no_lsan strace -f -o "$TEST_TMP/trace" -e trace=write,pwrite64 "${cmd[@]}" >/dev/null 2>&1
         n=$(grep -cE '^[0-9]+ +(write|pwrite64)\(' "$TEST_TMP/trace")
         hotzones=$(grep -cE '^[0-9]+ +write\([0-9]+, .*, 16777216\) += 16777216' "$TEST_TMP/trace" || true)
         [ "$n" -gt 100 ]
@@ -343,7 +343,7 @@ kill_at() {
         command -v strace >/dev/null || skip "strace is not installed (scripts/deps.sh installs it)"
         cp --sparse=always "$BASE" "$IMG"
         cmd=("$CVMCRYPT" --config "$CVM_CONFIG" "${CMDLINE_OPT[@]}" image-prepare "$IMG" --key-file "$TEST_TMP/build.key")
-        strace -f -o "$TEST_TMP/trace" -e trace=write,pwrite64 "${cmd[@]}" >/dev/null 2>&1
+        no_lsan strace -f -o "$TEST_TMP/trace" -e trace=write,pwrite64 "${cmd[@]}" >/dev/null 2>&1
         # The hot zones' data writes (libcryptsetup 2.6 cannot resume an offline encryption killed in
         # its last step, which moves the first 16 MiB: cryptsetup itself fails there too).
         # The first two 16 MiB writes are the header in memory and its copy onto the image.
