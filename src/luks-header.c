@@ -559,6 +559,22 @@ static int check_kdf(const Ctx *c, json_object *kdf, const char *what) {
         return check_base64(c, "keyslot kdf salt", s, KDF_SALT_SIZE);
 }
 
+/* A keyslot area's offset and size: inside the keyslots area, 4096-aligned. */
+static int check_area_extent(const Ctx *c, json_object *ar, const char *what, unsigned id, Area *area) {
+        int r = get_u64_string(c, ar, what, "offset", &area->offset);
+
+        if (r >= 0)
+                r = get_u64_string(c, ar, what, "size", &area->size);
+        if (r < 0)
+                return r;
+        if (area->offset < 2 * c->hdr_size || area->size == 0 || area->offset > c->area_size ||
+            area->size > c->area_size - area->offset)
+                return fail(c, -EBADMSG, "keyslot %u area outside the keyslots area", id);
+        if (!ALIGN_4K(area->offset) || !ALIGN_4K(area->size))
+                return fail(c, -EBADMSG, "keyslot %u area is not 4096-aligned", id);
+        return 0;
+}
+
 /* The state of a pending re-key (provisioning only): what libcryptsetup writes for `reencrypt` with
  * checksum resilience. The mode is reencrypt, never encrypt or decrypt (a plaintext segment). */
 static int check_reencrypt_keyslot(Ctx *c, unsigned id, json_object *ks, Area *area) {
@@ -605,16 +621,9 @@ static int check_reencrypt_keyslot(Ctx *c, unsigned id, json_object *ks, Area *a
         if (r >= 0 && (x & (x - 1)) != 0)
                 r = fail(c, -EOPNOTSUPP, "%s sector_size %" PRId64 " is not a power of two", what, x);
         if (r >= 0)
-                r = get_u64_string(c, ar, what, "offset", &area->offset);
-        if (r >= 0)
-                r = get_u64_string(c, ar, what, "size", &area->size);
+                r = check_area_extent(c, ar, what, id, area);
         if (r < 0)
                 return r;
-        if (area->offset < 2 * c->hdr_size || area->size == 0 || area->offset > c->area_size ||
-            area->size > c->area_size - area->offset)
-                return fail(c, -EBADMSG, "keyslot %u area outside the keyslots area", id);
-        if (!ALIGN_4K(area->offset) || !ALIGN_4K(area->size))
-                return fail(c, -EBADMSG, "keyslot %u area is not 4096-aligned", id);
         c->reencrypt_slots |= UINT32_C(1) << id;
         return 0;
 }
@@ -697,16 +706,9 @@ static int check_keyslot(Ctx *c, unsigned id, json_object *ks, Area *area) {
         if (r >= 0 && x != 32 && x != 64)
                 r = fail(c, -EOPNOTSUPP, "%s key_size %" PRId64 " is not 32 or 64", what, x);
         if (r >= 0)
-                r = get_u64_string(c, ar, what, "offset", &area->offset);
-        if (r >= 0)
-                r = get_u64_string(c, ar, what, "size", &area->size);
+                r = check_area_extent(c, ar, what, id, area);
         if (r < 0)
                 return r;
-        if (area->offset < 2 * c->hdr_size || area->size == 0 || area->offset > c->area_size ||
-            area->size > c->area_size - area->offset)
-                return fail(c, -EBADMSG, "keyslot %u area outside the keyslots area", id);
-        if (!ALIGN_4K(area->offset) || !ALIGN_4K(area->size))
-                return fail(c, -EBADMSG, "keyslot %u area is not 4096-aligned", id);
         /* The anti-forensic split key fills key_size * stripes bytes, rounded up to 512-byte sectors. */
         need = ((uint64_t) key_size * AF_STRIPES + 511) / 512 * 512;
         if (area->size < need)
