@@ -98,6 +98,16 @@ pkg_tier() {
         tally pkg "${p:-0}" "$f" 0
 }
 
+# The sanitizer's report, or the log's end when libFuzzer stopped on its own (a missing corpus).
+# -a: a crash report quotes the input, which may hold binary bytes.
+fuzz_failure() {
+        if grep -aq 'ERROR\|runtime error\|Test unit written' "$1"; then
+                grep -a -A 30 'ERROR\|runtime error\|Test unit written' "$1" | head -n 60
+        else
+                tail -n 20 "$1"
+        fi
+}
+
 fuzz_tier() {
         local t name corpus p=0 f=0
         for t in build-fuzz/tests/fuzz/fuzz-*; do
@@ -110,7 +120,7 @@ fuzz_tier() {
                 else
                         f=$((f + 1))
                         echo "-- fuzz target $name failed:"
-                        grep -A 30 'ERROR\|runtime error\|Test unit written' "$logs/fuzz-$name.log" | head -n 60
+                        fuzz_failure "$logs/fuzz-$name.log"
                 fi
         done
         tally fuzz "$p" "$f" 0
