@@ -13,11 +13,13 @@
 #include "attest-gate.h"
 #include "cli.h"
 #include "config.h"
+#include "encoding.h"
 #include "json-strict.h"
 #include "log.h"
 #include "luks.h"
 #include "macro.h"
 #include "measure.h"
+#include "provision.h"
 #include "secmem.h"
 
 #define INITRD_RELEASE "/etc/initrd-release"
@@ -63,8 +65,9 @@ static size_t build_plan(const Config *cfg, const CliArgs *args, PlanStep *steps
                 (void) snprintf(steps[n++].what, sizeof(steps[0].what), "skipped: attest=none");
         for (size_t i = 0; i < cfg->n_volumes && n + 2 < max; i++) {
                 steps[n] = (PlanStep){ .step = "unlock" };
-                (void) snprintf(steps[n++].what, sizeof(steps[0].what), "%s as %s", cfg->volumes[i].device,
-                                cfg->volumes[i].name ? cfg->volumes[i].name : "luks-UUID");
+                (void) snprintf(steps[n++].what, sizeof(steps[0].what),
+                                "%s as %s (first provisioned if it carries a cvmcrypt-provision token)",
+                                cfg->volumes[i].device, cfg->volumes[i].name ? cfg->volumes[i].name : "luks-UUID");
         }
         steps[n] = (PlanStep){ .step = "tempdisk" };
         if (args->no_tempdisk)
@@ -118,6 +121,7 @@ typedef struct BootVolume {
         char uuid[MEASURE_UUID_MAX];
         uint8_t *vk; /* secmem, until the cap has measured it */
         size_t vk_size;
+        bool provisioned; /* this boot provisioned it: the cap measures that first */
 } BootVolume;
 
 typedef struct Boot {
@@ -249,9 +253,24 @@ static int gate_for_token(void *userdata, const Tpm2Token *t, int token_id, char
         return attest_gate_token(&b->gate, t, token_id, why, n);
 }
 
+static void log_provisioned(const Config *cfg, const ConfigVolume *v, const ProvisionResult *res) {
+        char fingerprint[65];
+
+        log_info("boot: unlock %s: provisioned LUKS2 %s%s: re-keyed to a fresh volume key, sealed to this TPM, build-time keyslot removed",
+                 v->device, res->uuid, res->started_at == PROVISION_STAGE_PREPARE ? "" : " (resumed an interrupted run)");
+        if (res->escrowed) {
+                hex_encode(res->escrow_fingerprint, sizeof(res->escrow_fingerprint), fingerprint);
+                log_info("boot: unlock %s: recovery key escrowed to %s, fingerprint sha256:%s", v->device,
+                         cfg->provision_escrow_out, fingerprint);
+        } else if (res->started_at == PROVISION_STAGE_PREPARE)
+                log_warning("boot: unlock %s: no escrow configured (provision-escrow-cert=): the volume has no recovery key",
+                            v->device);
+}
+
 static void boot_unlock(Boot *b, const ConfigVolume *v) {
         const LuksUnlockHooks hooks = { .attest = gate_for_token, .unlocked = keep_volume, .userdata = b };
         char path[CONFIG_LINE_MAX + 32], why[LUKS_WHY_LEN] = "";
+        ProvisionResult res;
         int r;
 
         if (strncmp(v->device, "UUID=", 5) == 0)
@@ -267,12 +286,19 @@ static void boot_unlock(Boot *b, const ConfigVolume *v) {
                 }
         }
         b->current_name = v->name;
-        r = luks_unlock_tpm(path, v->name ? v->name : "", b->tpm, NULL, 0, &hooks, why, sizeof(why));
+        /* A prepared image's first boot: provisioning opens the volume through its new slot. */
+        r = provision_volume(b->cfg, b->tpm, path, v->name ? v->name : "", &hooks, &res, why, sizeof(why));
+        if (r == 0)
+                r = luks_unlock_tpm(path, v->name ? v->name : "", b->tpm, NULL, 0, &hooks, why, sizeof(why));
         b->current_name = NULL;
         if (r < 0) {
                 boot_fail(b, log_error_errno(r, "boot: unlock %s: %s (the volume stays closed: the passphrase or recovery key opens it)",
                                              v->device, why));
                 return;
+        }
+        if (r > 0) {
+                b->volumes[b->n_volumes - 1].provisioned = true;
+                log_provisioned(b->cfg, v, &res);
         }
         log_info("boot: unlock %s: opened as %s", v->device, b->volumes[b->n_volumes - 1].name);
 }
@@ -308,6 +334,11 @@ static void boot_cap(Boot *b) {
         for (size_t i = 0; i < b->n_volumes; i++) {
                 BootVolume *v = &b->volumes[i];
 
+                if (v->provisioned) {
+                        r = measure_provisioned(b->tpm, b->cfg->event_log, b->cfg->gate_pcr, v->uuid, why, sizeof(why));
+                        if (r != 0)
+                                boot_fail(b, log_error_errno(r < 0 ? r : -EIO, "boot: cap: volume %s: %s", v->name, why));
+                }
                 r = measure_volume(b->tpm, b->cfg->event_log, b->cfg->gate_pcr, v->name, v->uuid, v->vk, v->vk_size, why,
                                    sizeof(why));
                 v->vk = secmem_free(v->vk);

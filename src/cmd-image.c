@@ -12,6 +12,7 @@
 #include "json-strict.h"
 #include "log.h"
 #include "luks.h"
+#include "measure.h"
 #include "macro.h"
 #include "provision.h"
 #include "secmem.h"
@@ -196,20 +197,23 @@ int verb_provision(const Config *cfg, const CliArgs *args, int argc, char **argv
         const char *device = argv[0], *name = argc > 1 ? argv[1] : NULL;
         ProvisionResult res;
         char why[LUKS_WHY_LEN] = "", fingerprint[65] = "";
-        bool unlogged;
         int r;
 
         r = tpm_open(cfg->tpm, &tpm);
         if (r < 0)
                 return log_error_errno(r, "provision: cannot open the TPM %s: %m", cfg->tpm);
-        r = provision_volume(cfg, tpm, device, name, &res, &unlogged, why, sizeof(why));
+        r = provision_volume(cfg, tpm, device, name, NULL, &res, why, sizeof(why));
         if (r < 0)
                 return log_error_errno(r, "provision: %s", why);
         if (r == 0) {
                 printf("%s: no provisioning token: nothing to do.\n", device);
                 return 0;
         }
-        if (unlogged)
+        /* After the unseal that the event would otherwise break. */
+        r = measure_provisioned(tpm, cfg->event_log, cfg->gate_pcr, res.uuid, why, sizeof(why));
+        if (r < 0)
+                return log_error_errno(r, "provision: %s", why);
+        if (r > 0)
                 log_warning("provision: %s", why);
         if (res.escrowed) {
                 hex_encode(res.escrow_fingerprint, sizeof(res.escrow_fingerprint), fingerprint);

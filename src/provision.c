@@ -23,7 +23,6 @@
 #include "luks.h"
 #include "log.h"
 #include "macro.h"
-#include "measure.h"
 #include "provision.h"
 #include "secmem.h"
 #include "token.h"
@@ -466,15 +465,14 @@ int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p,
         return 0;
 }
 
-int provision_volume(const Config *cfg, TpmContext *tpm, const char *device, const char *name, ProvisionResult *ret,
-                     bool *ret_unlogged, char *why, size_t n) {
+int provision_volume(const Config *cfg, TpmContext *tpm, const char *device, const char *name,
+                     const LuksUnlockHooks *hooks, ProvisionResult *ret, char *why, size_t n) {
         ProvisionParams p = { .gate_pcr = cfg->gate_pcr, .escrow_cert = cfg->provision_escrow_cert,
                               .escrow_out = cfg->provision_escrow_out };
         ProvisionResult res;
         char reason[LUKS_WHY_LEN];
         int r;
 
-        *ret_unlogged = false;
         if (cfg->attest) {
                 r = attest_config_policy_digest(cfg, p.attest, why, n);
                 if (r < 0)
@@ -487,15 +485,10 @@ int provision_volume(const Config *cfg, TpmContext *tpm, const char *device, con
         *ret = res;
         if (res.started_at == PROVISION_STAGE_NONE)
                 return 0;
-        /* The new slot must open the volume before the boot relies on it; then the event goes into
-         * the gate PCR, after the unseal it would otherwise break. */
-        r = luks_unlock_tpm(device, name, tpm, NULL, 0, NULL, reason, sizeof(reason));
+        /* The new slot must open the volume before the boot relies on it. */
+        r = luks_unlock_tpm(device, name, tpm, NULL, 0, hooks, reason, sizeof(reason));
         if (r < 0)
                 return format_reason(why, n, r, "%s is provisioned, but its new TPM slot does not open it: %s", device,
                                      reason);
-        r = measure_provisioned(tpm, cfg->event_log, cfg->gate_pcr, res.uuid, why, n);
-        if (r < 0)
-                return r;
-        *ret_unlogged = r > 0;
         return 1;
 }

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "image.h"
+#include "luks.h"
 #include "tpm.h"
 
 /* First-boot provisioning of an image that image-prepare made (image.h): every VM deployed from
@@ -66,12 +67,12 @@ int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p,
 /* The first boot's whole step for one volume, for `cvmcrypt boot` and the provision verb: the
  * parameters from the configuration (escrow, gate PCR; a configuration that attests makes the new
  * token demand it, as enroll --attest does), provision_run(), then the volume opened through its
- * new TPM slot as name (NULL: the key only checked) and the event measured into the gate PCR.
+ * new TPM slot as name (NULL: the key only checked), with hooks as luks_unlock_tpm() takes them.
  * Returns 1 when it provisioned (the volume is open), 0 when the volume has no token (the caller
- * unlocks it as usual), or a negative errno with why. *ret_unlogged is set when the PCR was
- * extended but the event log could not be written (why says so). */
-int provision_volume(const Config *cfg, TpmContext *tpm, const char *device, const char *name, ProvisionResult *ret,
-                     bool *ret_unlogged, char *why, size_t n);
+ * unlocks it as usual), or a negative errno with why. The caller measures the event
+ * (measure_provisioned) once nothing else has to unseal against the gate PCR's present value. */
+int provision_volume(const Config *cfg, TpmContext *tpm, const char *device, const char *name,
+                     const LuksUnlockHooks *hooks, ProvisionResult *ret, char *why, size_t n);
 
 /* Escrow: the recovery key in a CMS EnvelopedData (AES-256-CBC content key, RSA-OAEP with SHA-256
  * or ECDH with a SHA-256 KDF to the certificate's key), PEM. The file holds nothing else: no plaintext,
