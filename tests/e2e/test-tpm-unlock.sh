@@ -3,7 +3,9 @@
 # measured; the host enrolls the image against those values on the VM's TPM state (host-mode swtpm),
 # as an image builder would with predicted values; boot 2 runs `cvmcrypt unlock`, which activates
 # the volume through the checked detached header, mounts it and reads a known file. In the same
-# boot a changed PCR is refused by name and the recovery key still opens the volume.
+# boot a changed PCR is refused by name and the recovery key still opens the volume. Then `cvmcrypt
+# boot` with a TPM device that is not there: it gives up after tpm-timeout=, and waits for one that
+# appears while it waits.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 e2e_require
@@ -62,6 +64,27 @@ if out=$(cvm unlock "$dev" --test 2>&1); then e2e_fail "unlocked after PCR 7 cha
 echo "$out"
 echo "$out" | grep -q "PCR 7 differs from the sealed policy" || e2e_fail "refusal does not name PCR 7"
 cvm unlock "$dev" --test --recovery --recovery-key-file /e2e/data/recovery-key || e2e_fail "recovery key failed"
+
+# The TPM's driver is built in and takes a new number when rebound: the configured device is a
+# link to it that appears while boot waits (or never).
+e2e_step "boot gives up on a TPM that does not appear within tpm-timeout=, and waits for one that does"
+touch /etc/initrd-release
+printf 'tpm=device:/run/late/tpmrm0\ntpm-timeout=1\ntempdisk=0\n' >/e2e/late.conf
+if out=$(cvmcrypt --config /e2e/late.conf --kernel-cmdline /dev/null boot 2>&1); then e2e_fail "boot succeeded without a TPM"; fi
+echo "$out"
+echo "$out" | grep -qF "the TPM device /run/late/tpmrm0 did not appear within 1 s (tpm-timeout=)" || e2e_fail "no timeout message"
+printf 'tpm=device:/run/late/tpmrm0\ntpm-timeout=30\ntempdisk=0\n' >/e2e/late.conf
+cvmcrypt --config /e2e/late.conf --kernel-cmdline /dev/null boot >/run/late.log 2>&1 &
+pid=$!
+sleep 2
+mkdir -p /run/late
+ln -s /dev/tpmrm0 /run/late/tpmrm0
+wait "$pid" || { cat /run/late.log; e2e_fail "boot failed after the TPM appeared"; }
+cat /run/late.log
+grep -qF "waiting up to 30 s for the TPM device /run/late/tpmrm0" /run/late.log || e2e_fail "boot did not say it waits"
+grep -qF "the TPM device /run/late/tpmrm0 appeared" /run/late.log || e2e_fail "boot did not say the TPM appeared"
+grep -qF "cap: PCR 15 extended" /run/late.log || e2e_fail "boot did not cap after the wait"
+rm /etc/initrd-release
 e2e_step "done"
 GUEST
 e2e_initramfs "$E2E_TMP/initrd-unlock" "$E2E_TMP/unlock.sh" "$data:/e2e/data"
