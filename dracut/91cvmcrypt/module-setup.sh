@@ -36,9 +36,9 @@ check() {
 
 # called by dracut
 depends() {
-    local deps="crypt dm rootfs-block"
-    [[ -x $dracutsysrootdir$systemdutildir/systemd ]] && deps+=" systemd"
-    echo "$deps"
+    # Not systemd: dracut-systemd brings it in wherever systemd is installed, and an initramfs made
+    # without it (--omit dracut-systemd) gets the initqueue hook instead.
+    echo "crypt dm rootfs-block"
     return 0
 }
 

@@ -52,7 +52,9 @@
 # (180), E2E_MEM (1024), E2E_CMDLINE (appended to the kernel command line), E2E_QEMU_ARGS (array of
 # extra qemu arguments, set after sourcing), E2E_EXTRA_MODULES, E2E_TYPE_AFTER and E2E_TYPE_TEXT
 # (type TEXT and Enter on the serial console once the console shows PATTERN, e.g. a passphrase at
-# systemd's prompt; typed at most once per boot).
+# systemd's prompt; typed at most once per boot), E2E_MARK (a string: e2e_boot then sets
+# E2E_MARK_SECONDS to the wall time from qemu's start until the string first showed on the serial
+# console, polled every 0.1 s; empty when it never did).
 
 E2E_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${CVMCRYPT:=$E2E_TOP/build/cvmcrypt}"
@@ -328,7 +330,8 @@ e2e_initramfs() {
 # e2e_dracut OUT CONF [DRACUT-OPTION...]: a systemd initramfs made by the host's dracut with the
 # tree's dracut/91cvmcrypt module and units, $CVMCRYPT (unstripped: boot measures the binary, and
 # predict must see the same bytes) configured by CONF, and the drivers in $E2E_MODULES
-# $E2E_EXTRA_MODULES. A minimal module set keeps the TCG boot short.
+# $E2E_EXTRA_MODULES. A minimal module set keeps the TCG boot short. E2E_DRACUT_MODULES replaces
+# systemd-initrd (the modules besides cvmcrypt), for an initramfs without systemd.
 e2e_dracut() {
         local out=$1 conf=$2 base m
         shift 2
@@ -342,7 +345,7 @@ e2e_dracut() {
         ln -s "$E2E_TOP/dracut/91cvmcrypt" "$base/modules.d/91cvmcrypt"
         cvmcrypt_bin=$CVMCRYPT cvmcrypt_conf=$conf cvmcrypt_unitdir=$E2E_TOP/units dracutbasedir=$base \
                 dracut --force --quiet --no-hostonly --no-hostonly-cmdline --nostrip --no-early-microcode --reproducible \
-                --kver "$E2E_KVER" --kmoddir "$E2E_MODDIR" -m "systemd-initrd cvmcrypt" \
+                --kver "$E2E_KVER" --kmoddir "$E2E_MODDIR" -m "${E2E_DRACUT_MODULES:-systemd-initrd} cvmcrypt" \
                 --drivers "$E2E_MODULES $E2E_EXTRA_MODULES" --compress "zstd -q -3 -T0" "$@" "$out" || {
                 e2e_log "dracut failed"
                 return 1
@@ -547,7 +550,8 @@ e2e_boot() {
         log=$E2E_TMP/$name.serial.log
         E2E_LOG=$log
         : >"$log"
-        local typed=0 fifo='' tfd='' catpid=''
+        local typed=0 fifo='' tfd='' catpid='' mark=''
+        E2E_MARK_SECONDS=''
         if [ -n "${E2E_TYPE_AFTER:-}" ]; then
                 # The console through a pipe chardev: FIFO.in is its keyboard, FIFO.out is copied to
                 # the log (qemu opens both read-write, so nothing blocks).
@@ -588,6 +592,9 @@ e2e_boot() {
                         typed=1
                         e2e_log "boot $name: typed on the console after '$E2E_TYPE_AFTER'"
                 fi
+                if [ -n "${E2E_MARK:-}" ] && [ -z "$mark" ] && grep -aqF -- "$E2E_MARK" "$log"; then
+                        mark=$(date +%s%N)
+                fi
                 sleep 0.1
         done
         if [ -n "$tfd" ]; then
@@ -606,6 +613,9 @@ e2e_boot() {
         e2e_swtpm_stop
         secs=$(awk -v ns=$((end - start)) 'BEGIN { printf "%.1f", ns / 1e9 }')
         E2E_BOOT_SECONDS=$secs
+        # Shown only after qemu had gone: the poll missed it, so qemu's end is the bound.
+        [ -n "$mark" ] || [ -z "${E2E_MARK:-}" ] || ! grep -aqF -- "$E2E_MARK" "$log" || mark=$end
+        [ -z "$mark" ] || E2E_MARK_SECONDS=$(awk -v ns=$((mark - start)) 'BEGIN { printf "%.2f", ns / 1e9 }')
 
         if grep -aqF "E2E-RESULT: PASS $name $nonce" "$log" && ! grep -aqF "E2E-RESULT: FAIL" "$log"; then
                 # The guest's own output, without the kernel's boot messages.

@@ -14,6 +14,8 @@
 #   swapped      an attacker's LUKS2 volume with the root's UUID and the real token, opened with the
 #                attacker's passphrase at the prompt: its init cannot unseal the real token
 #   initramfs-tools  the first boot again, from an initramfs made by mkinitramfs with hooks/
+#   dracut-nosystemd the first boot again, from a dracut initramfs without systemd (the initqueue
+#                hook runs `cvmcrypt boot`, dracut's cryptroot-ask finds the root open)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 e2e_require
@@ -126,7 +128,7 @@ echo "$out" | grep -qF "the TPM refused: PCR 15 differs from the sealed policy" 
 cvm measure --verify >/dev/null || fail "the event log does not replay to the PCRs"
 
 case $case in
-first-boot | reboot | initramfs-tools)
+first-boot | reboot | initramfs-tools | dracut-nosystemd)
         [ "$events" = "binary config anchors policy attested volume boot-done " ] || fail "events: $events"
         kmsg "boot: attest: HCL report from vTPM NV 0x01400001: Milan VCEK" || fail "no attestation in the kernel log"
         kmsg "opened as luks-" || fail "the root was not opened by cvmcrypt"
@@ -272,5 +274,13 @@ e2e_log "initramfs-tools initramfs: $((SECONDS - t0)) s, $(stat -c %s "$T/initrd
 E2E_CMDLINE="root=/dev/mapper/luks-$uuid rootfstype=ext4 e2e.case=initramfs-tools"
 e2e_boot boot-initramfs-tools "$T/initrd-itools" "root=$root" "tempdisk=$tempdisk"
 no_secret boot-initramfs-tools
+
+# The first boot again, from a dracut initramfs without systemd (shell init, initqueue hook).
+t0=$SECONDS
+E2E_DRACUT_MODULES="base bash udev-rules kernel-modules" e2e_dracut "$T/initrd-nosystemd" "$conf" "${extras[@]}"
+e2e_log "dracut initramfs without systemd: $((SECONDS - t0)) s, $(stat -c %s "$T/initrd-nosystemd") bytes"
+E2E_CMDLINE="$cmdline e2e.case=dracut-nosystemd"
+e2e_boot boot-dracut-nosystemd "$T/initrd-nosystemd" "root=$root" "tempdisk=$tempdisk"
+no_secret boot-dracut-nosystemd
 
 e2e_log "boot tests total $((SECONDS - start)) s"
