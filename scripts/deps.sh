@@ -8,6 +8,8 @@ packages=(
         libcryptsetup-dev libtss2-dev libjson-c-dev libssl-dev libblkid-dev
         # tests: TPM emulator and tools, LUKS tools, bats, fuzzing, fixtures
         swtpm swtpm-tools tpm2-tools cryptsetup-bin e2fsprogs bats
+        # bats --jobs runs test files side by side through GNU parallel
+        parallel
         clang libclang-rt-14-dev python3 openssl xxd man-db
         # crash tests: SIGKILL at every write through strace's fault injection
         strace
