@@ -324,6 +324,18 @@ static int get_string(const Ctx *c, json_object *obj, const char *what, const ch
         return 0;
 }
 
+/* A string member that must have exactly one value. */
+static int expect_string(const Ctx *c, json_object *obj, const char *what, const char *key, const char *want) {
+        const char *s;
+        int r = get_string(c, obj, what, key, &s);
+
+        if (r < 0)
+                return r;
+        if (strcmp(s, want) != 0)
+                return fail(c, -EOPNOTSUPP, "%s %s '%s' is not %s", what, key, show(s).s, want);
+        return 0;
+}
+
 /* Plain decimal: no sign, no leading zeros, no overflow. */
 static bool parse_decimal(const char *s, uint64_t *ret) {
         uint64_t v = 0;
@@ -593,9 +605,7 @@ static int check_reencrypt_keyslot(Ctx *c, unsigned id, json_object *ks, Area *a
         if (r >= 0)
                 r = get_int(c, ks, what, "key_size", 1, 1, &x);
         if (r >= 0)
-                r = get_string(c, ks, what, "mode", &s);
-        if (r >= 0 && strcmp(s, "reencrypt") != 0)
-                r = fail(c, -EOPNOTSUPP, "%s mode '%s' is not reencrypt", what, show(s).s);
+                r = expect_string(c, ks, what, "mode", "reencrypt");
         if (r >= 0)
                 r = get_string(c, ks, what, "direction", &s);
         if (r >= 0 && strcmp(s, "forward") != 0 && strcmp(s, "backward") != 0)
@@ -609,9 +619,7 @@ static int check_reencrypt_keyslot(Ctx *c, unsigned id, json_object *ks, Area *a
         (void) snprintf(what, sizeof(what), "keyslot %u area", id);
         r = check_fields(c, ar, what, area_fields, ELEMENTSOF(area_fields));
         if (r >= 0)
-                r = get_string(c, ar, what, "type", &s);
-        if (r >= 0 && strcmp(s, "checksum") != 0)
-                r = fail(c, -EOPNOTSUPP, "%s type '%s' is not checksum", what, show(s).s);
+                r = expect_string(c, ar, what, "type", "checksum");
         if (r >= 0)
                 r = get_string(c, ar, what, "hash", &s);
         if (r >= 0)
@@ -675,9 +683,7 @@ static int check_keyslot(Ctx *c, unsigned id, json_object *ks, Area *area) {
         (void) snprintf(what, sizeof(what), "keyslot %u af", id);
         r = check_fields(c, af, what, af_fields, ELEMENTSOF(af_fields));
         if (r >= 0)
-                r = get_string(c, af, what, "type", &s);
-        if (r >= 0 && strcmp(s, "luks1") != 0)
-                r = fail(c, -EOPNOTSUPP, "%s type '%s' is not luks1", what, show(s).s);
+                r = expect_string(c, af, what, "type", "luks1");
         if (r >= 0)
                 r = get_int(c, af, what, "stripes", AF_STRIPES, AF_STRIPES, &x);
         if (r >= 0)
@@ -694,9 +700,7 @@ static int check_keyslot(Ctx *c, unsigned id, json_object *ks, Area *area) {
         (void) snprintf(what, sizeof(what), "keyslot %u area", id);
         r = check_fields(c, ar, what, area_fields, ELEMENTSOF(area_fields));
         if (r >= 0)
-                r = get_string(c, ar, what, "type", &s);
-        if (r >= 0 && strcmp(s, "raw") != 0)
-                r = fail(c, -EOPNOTSUPP, "%s type '%s' is not raw", what, show(s).s);
+                r = expect_string(c, ar, what, "type", "raw");
         if (r >= 0)
                 r = get_string(c, ar, what, "encryption", &s);
         if (r >= 0)
@@ -901,9 +905,7 @@ static int check_digests(const Ctx *c, json_object *digests) {
                         return fail(c, -EBADMSG, "%s is not an object", what);
                 r = check_fields(c, val, what, fields, ELEMENTSOF(fields));
                 if (r >= 0)
-                        r = get_string(c, val, what, "type", &s);
-                if (r >= 0 && strcmp(s, "pbkdf2") != 0)
-                        r = fail(c, -EOPNOTSUPP, "%s type '%s' is not pbkdf2", what, show(s).s);
+                        r = expect_string(c, val, what, "type", "pbkdf2");
                 if (r >= 0)
                         r = get_string(c, val, what, "hash", &hash);
                 if (r >= 0)
