@@ -21,6 +21,7 @@
 #include "attest.h"
 #include "config.h"
 #include "encoding.h"
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "measure.h"
@@ -358,31 +359,6 @@ static int extend_record(TpmContext *t, const Banks *b, MeasureRecord *rec, cons
 
 /* ---- the log file ---- */
 
-static int read_all(int fd, char **ret, size_t *ret_size) {
-        _cleanup_free_ char *buf = malloc(MEASURE_LOG_MAX + 1);
-        size_t size = 0;
-
-        if (!buf)
-                return -ENOMEM;
-        /* One byte more than allowed, so a log that is too large is seen as such. */
-        while (size <= MEASURE_LOG_MAX) {
-                ssize_t k = pread(fd, buf + size, MEASURE_LOG_MAX + 1 - size, (off_t) size);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return negative_errno();
-                if (k == 0)
-                        break;
-                size += (size_t) k;
-        }
-        if (size > MEASURE_LOG_MAX)
-                return -EFBIG;
-        *ret = TAKE_PTR(buf);
-        *ret_size = size;
-        return 0;
-}
-
 static int write_all(int fd, const char *p, size_t size) {
         while (size > 0) {
                 ssize_t k = write(fd, p, size);
@@ -416,6 +392,7 @@ static int mkdir_parents(const char *path) {
 static int event_log_open(const char *path, bool write, int *ret_fd, char **ret_text, size_t *ret_size, bool *ret_sticky,
                     char *why, size_t n) {
         _cleanup_close_ int fd = -EBADF;
+        uint8_t *buf;
         struct stat st;
         int r;
 
@@ -444,13 +421,15 @@ static int event_log_open(const char *path, bool write, int *ret_fd, char **ret_
         }
         if (!S_ISREG(st.st_mode))
                 return format_reason(why, n, -EINVAL, "the event log %s is not a regular file", path);
-        r = read_all(fd, ret_text, ret_size);
+        /* Freshly opened: from the start (O_APPEND moves only writes). */
+        r = read_bounded(fd, MEASURE_LOG_MAX, &buf, ret_size);
         if (r == -EFBIG)
                 return format_reason(why, n, r, "the event log %s is larger than %u bytes", path, MEASURE_LOG_MAX);
         if (r < 0)
                 return format_reason(why, n, r, "cannot read the event log %s: %s", path, strerror(-r));
         /* systemd's protocol: the sticky bit is set from before an extend until its record is written. */
         *ret_sticky = st.st_mode & S_ISVTX;
+        *ret_text = (char *) buf;
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
