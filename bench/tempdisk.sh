@@ -5,7 +5,9 @@
 #         LUKS2 header (activation fails): time of the whole process, sectors the loop device wrote.
 #   qemu  one VM (tests/e2e/lib.sh, TCG) with all the disks: guards, header, activation, mkfs.ext4,
 #         mount; time from the guest's clock, sectors written from the guest's /sys/block/*/stat,
-#         and the space the sparse image takes on the host afterwards.
+#         and the space the sparse image takes on the host afterwards. The guest's ftrace splits
+#         the time in phases: cvmcrypt's exec to mkfs.ext4's exec (guards, header, activation),
+#         mkfs.ext4 from exec to exit, and the mount(2) call.
 # Target (issue 8): time and bytes flat in the disk size (within 10% from 1 to 256 GiB), the full
 # format under 2 s in the qemu tier. Appends a section to bench/RESULTS.md.
 # Usage: bench/tempdisk.sh [BUILD_DIR]   (default build/; run scripts/build.sh build first). Root.
@@ -74,10 +76,26 @@ echo "$RUNS" >"$work/data/runs"
 cat >"$work/guest.sh" <<'GUEST'
 now_us() { sed -n 's/^now at \([0-9]*\) nsecs$/\1/p' /proc/timer_list | head -n 1 | awk '{ printf "%d", $1 / 1000 }'; }
 : >/tmp/empty
+T=/sys/kernel/tracing
+mount -t tracefs tracefs "$T" || e2e_fail "cannot mount tracefs"
+for e in sched/sched_process_exec sched/sched_process_exit syscalls/sys_enter_mount syscalls/sys_exit_mount; do
+        echo 1 >"$T/events/$e/enable" || e2e_fail "cannot trace $e"
+done
+# Microseconds from cvmcrypt's exec to mkfs.ext4's exec, from that to its exit, and in mount(2).
+phases() {
+        awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+:$/) { t = substr($i, 1, length($i) - 1) * 1000000; break } }
+                /sched_process_exec: filename=[^ ]*\/cvmcrypt / { t0 = t }
+                /sched_process_exec: filename=[^ ]*\/mkfs\.ext4 / { t1 = t }
+                /sched_process_exit: comm=mkfs\.ext4 / { t2 = t }
+                /sys_mount\(/ { t3 = t }
+                /sys_mount -> / { t4 = t }
+                END { if (t0 && t1 && t2 && t3 && t4) printf "%d %d %d", t1 - t0, t2 - t1, t4 - t3 }' "$T/trace"
+}
 for s in $(cat /e2e/data/sizes); do
         dev=$(e2e_disk "s$s") || e2e_fail "no disk s$s"
         n=${dev#/dev/}
         for run in $(seq "$(cat /e2e/data/runs)"); do
+                : >"$T/trace"
                 w0=$(awk '{ print $7 }' "/sys/block/$n/stat")
                 t0=$(now_us)
                 cvmcrypt --config /tmp/empty --kernel-cmdline /tmp/empty tempdisk --device "$dev" >/tmp/out 2>&1 ||
@@ -85,7 +103,9 @@ for s in $(cat /e2e/data/sizes); do
                 t1=$(now_us)
                 sync
                 w1=$(awk '{ print $7 }' "/sys/block/$n/stat")
-                echo "BENCH $s $run $((t1 - t0)) $(((w1 - w0) / 2))"
+                p=$(phases)
+                [ -n "$p" ] || e2e_fail "no exec, exit or mount of the run on $s GiB in the trace: $(cat "$T/trace")"
+                echo "BENCH $s $run $((t1 - t0)) $(((w1 - w0) / 2)) $p"
                 umount /mnt/resource
                 cryptsetup close cvmcrypt-tempdisk
         done
@@ -96,11 +116,16 @@ E2E_TIMEOUT=${E2E_TIMEOUT:-900} e2e_boot tempdisk-bench "$work/initrd" "${disks[
         cat "$work/boot.log"
         exit 1
 }
-declare -A vm_ms vm_kib vm_alloc
+declare -A vm_ms vm_kib vm_alloc vm_phases
 for s in $SIZES; do
         vm_ms[$s]=$(tr -d '\r' <"$E2E_LOG" | awk -v s="$s" '$1 == "BENCH" && $2 == s { print $4 }' | median |
                 awk '{ printf "%.1f", $1 / 1000 }')
         vm_kib[$s]=$(tr -d '\r' <"$E2E_LOG" | awk -v s="$s" '$1 == "BENCH" && $2 == s { print $5 }' | median)
+        vm_phases[$s]=$(for f in 6 7 8; do
+                tr -d '\r' <"$E2E_LOG" | awk -v s="$s" -v f="$f" '$1 == "BENCH" && $2 == s { print $f }' | median |
+                        awk '{ printf "%.1f", $1 / 1000 }'
+                echo
+        done | paste -sd / | sed 's|/| / |g')
         vm_alloc[$s]=$(du -k "$work/vm-$s.img" | cut -f1)
 done
 
@@ -120,9 +145,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }'
         echo
         echo "qemu tier (TCG, $(nproc) host CPUs; guards + header + activation + mkfs.ext4 + mount):"
         echo
-        echo "| disk | time ms | KiB written (guest) | image allocated on the host, KiB |"
-        echo "|---|---|---|---|"
-        for s in $SIZES; do echo "| $s GiB | ${vm_ms[$s]} | ${vm_kib[$s]} | ${vm_alloc[$s]} |"; done
+        echo "| disk | time ms | of which: guards+header+activation / mkfs.ext4 / mount, ms | KiB written (guest) | image allocated on the host, KiB |"
+        echo "|---|---|---|---|---|"
+        for s in $SIZES; do echo "| $s GiB | ${vm_ms[$s]} | ${vm_phases[$s]} | ${vm_kib[$s]} | ${vm_alloc[$s]} |"; done
         echo
         echo "Ratio ${last} GiB / ${first} GiB: host time $(ratio "${host_ms[$first]}" "${host_ms[$last]}"), host bytes" \
                 "$(ratio "${host_kib[$first]}" "${host_kib[$last]}"); qemu time $(ratio "${vm_ms[$first]}" "${vm_ms[$last]}")," \

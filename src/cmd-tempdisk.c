@@ -65,7 +65,7 @@ static void print_plan_text(const Config *cfg, const TempdiskDisk *d, const Temp
         describe_format(cfg, t, what, sizeof(what));
         printf("    format: %s\n", what);
         printf("    mkfs:   %s%s\n", fs_name(cfg->tempdisk_fs),
-               cfg->tempdisk_fs == TEMPDISK_FS_XFS ? " (no discard)" : " (lazy inode tables, no journal, no discard)");
+               cfg->tempdisk_fs == TEMPDISK_FS_XFS ? " (no discard)" : " (64 KiB clusters, lazy inode tables and journal, no discard)");
         printf("    mount:  %s, nosuid,nodev, %s\n", t->mount,
                units ? "by runtime units in " TEMPDISK_UNIT_DIR " (nofail)" : "now");
         if (*t->swapfile)

@@ -33,6 +33,7 @@
 #define SWAP_PAGES_MIN 10 /* what the kernel's swapon accepts */
 #define TOOL_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
 #define WIPE_MAX 64 /* signatures erased, at most */
+#define JOURNAL_FIXED_FROM (UINT64_C(16) << 30) /* where mke2fs's own journal would pass 128 MiB */
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
 
@@ -178,19 +179,25 @@ static int run_tool(char *const argv[], char *why, size_t n) {
 }
 
 int tempdisk_mkfs(TempdiskFs fs, const char *device, uint64_t size, char *why, size_t n) {
-        /* Lazy inode tables, no discard: formatting writes metadata only, and ext4lazyinit zeroes
-         * the inode tables later. What is left grows with the number of block groups, so on big
-         * disks: 32-byte group descriptors (block numbers of 32 bits reach 16 TiB), no backup
-         * superblocks and no blocks reserved for online growth, the bitmaps and inode tables packed
-         * at the start (the groups that hold them are the only ones with bitmaps to write), one
-         * inode per 64 KiB, and no journal. The file system is made anew, under a new key, at
-         * every boot: it never grows, and after a crash nothing on it is ever read again, so
-         * neither backups nor a journal would ever serve. */
+        /* Formatting writes metadata only: lazy inode tables (ext4lazyinit zeroes them later) and
+         * an unzeroed journal (under a new key old content reads as noise, never as a journal to
+         * replay), no discard. What is left grows with the number of block groups, in mke2fs and
+         * in the mount, so: 64 KiB clusters (bigalloc), one group per 2 GiB instead of 128 MiB,
+         * and the mount takes the overhead from the superblock instead of walking every group;
+         * one inode per cluster; no backup superblocks and no blocks reserved for online growth
+         * (the file system is made anew at every boot and never grows); 32-byte group
+         * descriptors (32-bit block numbers reach 16 TiB); all bitmaps and inode tables at the
+         * start in one flex group, so that only the groups they fill have bitmaps to write
+         * (packed_meta_blocks lays them out alike, but mke2fs then searches for each inode table
+         * block by block). mke2fs sizes the journal by the file system, up to 1 GiB: from 16 GiB
+         * on it stays at 128 MiB, below -j keeps mke2fs's size. Checksums (metadata_csum) come
+         * with mke2fs's ext4 defaults. */
         bool small = size > 0 && size / 4096 <= UINT32_MAX;
         char *const ext4[] = { "mkfs.ext4", "-q", "-F", "-L", FS_LABEL, "-O",
-                               small ? "sparse_super2,^resize_inode,^64bit,^has_journal" : "sparse_super2,^resize_inode,^has_journal",
-                               "-i", "65536", "-E", "lazy_itable_init=1,nodiscard,num_backup_sb=0,packed_meta_blocks=1",
-                               (char *) device, NULL };
+                               small ? "bigalloc,sparse_super2,^resize_inode,^64bit" : "bigalloc,sparse_super2,^resize_inode",
+                               "-C", "65536", "-i", "65536", "-G", "4096",
+                               "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard,num_backup_sb=0",
+                               size >= JOURNAL_FIXED_FROM ? "-Jsize=128" : "-j", (char *) device, NULL };
         char *const xfs[] = { "mkfs.xfs", "-q", "-f", "-K", "-L", FS_LABEL, (char *) device, NULL };
 
         return run_tool(fs == TEMPDISK_FS_XFS ? xfs : ext4, why, n);

@@ -130,9 +130,9 @@ typedef struct TempdiskFormatted {
 int tempdisk_format(const Config *cfg, const TempdiskDisk *d, const char *mapping, TempdiskFormatted *ret,
                     char *why, size_t n);
 
-/* mkfs.ext4 (lazy inode tables, no journal, no discard; 32-bit block numbers when the size, in
- * bytes, is known and allows them) or mkfs.xfs (no discard) on the mapping, run with an explicit
- * argv and environment, never through a shell. */
+/* mkfs.ext4 (64 KiB clusters, lazy inode tables and journal, no discard; 32-bit block numbers when
+ * the size, in bytes, is known and allows them) or mkfs.xfs (no discard) on the mapping, run with
+ * an explicit argv and environment, never through a shell. */
 int tempdisk_mkfs(TempdiskFs fs, const char *device, uint64_t size, char *why, size_t n);
 
 /* Mounts the mapping at `where` (created if missing), nosuid and nodev. */

@@ -115,7 +115,7 @@ azure_ntfs() {
         done
         [[ "$output" == *"guard content      ok       blank (no signature, no partition table)"* ]]
         [[ "$output" == *"format: LUKS2 without keyslots (label cvmcrypt-tempdisk), aes-xts-plain64, 512-bit key from getrandom, 4096-byte sectors -> /dev/mapper/cvmcrypt-tempdisk"* ]]
-        [[ "$output" == *"mkfs:   ext4 (lazy inode tables, no journal, no discard)"* ]]
+        [[ "$output" == *"mkfs:   ext4 (64 KiB clusters, lazy inode tables and journal, no discard)"* ]]
         [[ "$output" == *"mount:  /mnt/resource, nosuid,nodev, now"* ]]
         [[ "$output" == *"swap:   none"* ]]
         [ "$(sum "$TEST_TMP/d.img")" = "$before" ]

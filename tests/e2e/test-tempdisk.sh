@@ -105,15 +105,21 @@ echo "$refusal" | grep -q "refused by the content guard: $user holds a signature
         e2e_fail "no content-guard refusal"
 [ "$(sha256sum "$user" | cut -d' ' -f1)" = "$(cat /e2e/data/userdisk.sha256)" ] || e2e_fail "$user changed"
 
-e2e_step "boot $boot: unmount; the ext4 is clean, without journal, with 32-bit block numbers"
+e2e_step "boot $boot: unmount; the ext4 is clean, with a journal, metadata checksums, 64 KiB clusters, 32-bit block numbers"
 [ "$boot" = 1 ] && swapoff /mnt/resource/swapfile
 umount /mnt/resource
 e2fsck -fn /dev/mapper/cvmcrypt-tempdisk || e2e_fail "e2fsck found problems"
-# The superblock's compat and incompat feature words: has_journal is 0x4, 64bit 0x80.
+# The superblock's compat, incompat and ro_compat feature words: has_journal is compat 0x4,
+# 64bit incompat 0x80, flex_bg incompat 0x200, bigalloc ro_compat 0x200, metadata_csum ro_compat 0x400;
+# the cluster size is 1024 << s_log_cluster_size (at 28).
 # shellcheck disable=SC2046
-set -- $(od -An -tx4 -j 1116 -N 8 /dev/mapper/cvmcrypt-tempdisk)
-[ $((0x$1 & 0x4)) = 0 ] || e2e_fail "the ext4 has a journal (compat 0x$1)"
+set -- $(od -An -tx4 -j 1116 -N 12 /dev/mapper/cvmcrypt-tempdisk)
+[ $((0x$1 & 0x4)) = 4 ] || e2e_fail "the ext4 has no journal (compat 0x$1)"
 [ $((0x$2 & 0x80)) = 0 ] || e2e_fail "the ext4 has 64-bit block numbers on a 2 GiB disk (incompat 0x$2)"
+[ $((0x$2 & 0x200)) = 512 ] || e2e_fail "the ext4 has no flex_bg (incompat 0x$2)"
+[ $((0x$3 & 0x400)) = 1024 ] || e2e_fail "the ext4 has no metadata checksums (ro_compat 0x$3)"
+[ $((0x$3 & 0x200)) = 512 ] || e2e_fail "the ext4 has no clusters (ro_compat 0x$3)"
+[ "$(od -An -tu4 -j 1052 -N 4 /dev/mapper/cvmcrypt-tempdisk | tr -d ' ')" = 6 ] || e2e_fail "the ext4's clusters are not 64 KiB"
 cryptsetup close cvmcrypt-tempdisk || e2e_fail "cryptsetup close failed"
 
 if [ "$boot" = 2 ]; then

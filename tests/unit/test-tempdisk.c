@@ -538,14 +538,16 @@ static void test_probe_content(void) {
         close(fd);
 }
 
-/* The ext4 superblock's compat and incompat feature words (at 1024 + 0x5c and 0x60). */
-static bool ext4_features(int fd, uint32_t *compat, uint32_t *incompat) {
-        uint32_t w[2];
+/* The ext4 superblock's compat, incompat and ro_compat feature words (at 1024 + 0x5c, 0x60 and
+ * 0x64). */
+static bool ext4_features(int fd, uint32_t *compat, uint32_t *incompat, uint32_t *ro_compat) {
+        uint32_t w[3];
 
         if (pread(fd, w, sizeof(w), 1024 + 0x5c) != (ssize_t) sizeof(w))
                 return false;
         *compat = le32toh(w[0]);
         *incompat = le32toh(w[1]);
+        *ro_compat = le32toh(w[2]);
         return true;
 }
 
@@ -559,7 +561,7 @@ static void test_mkfs(void) {
         } cases[] = { { TEMPDISK_FS_EXT4, "ext4", 64 }, { TEMPDISK_FS_XFS, "xfs", 512 } };
         char path[512], detail[320], why[TEMPDISK_WHY_LEN], expect[64];
         TempdiskContent content;
-        uint32_t compat = 0, incompat = 0;
+        uint32_t compat = 0, incompat = 0, ro_compat = 0;
         int fd, r;
 
         fresh_tree();
@@ -574,16 +576,20 @@ static void test_mkfs(void) {
                 CHECK(r == 0 && strcmp(detail, expect) == 0, "%s labelled tempdisk: %s", cases[i].type, detail);
                 close(fd);
         }
-        /* ext4: no journal, and 64-bit block numbers only when the size does not rule them out. */
+        /* ext4: a journal (compat 0x4), flex_bg (incompat 0x200), clusters (ro_compat bigalloc 0x200)
+         * and metadata checksums (ro_compat 0x400), and 64-bit block numbers (incompat 0x80) only
+         * when the size does not rule them out. */
         snprintf(path, sizeof(path), "%s/ext4.img", top);
         fd = open(path, O_RDONLY);
-        CHECK(fd >= 0 && ext4_features(fd, &compat, &incompat) && !(compat & 0x4) && !(incompat & 0x80),
-              "ext4 of a known size below 16 TiB: no journal, 32-bit (compat %#x, incompat %#x)", compat, incompat);
+        CHECK(fd >= 0 && ext4_features(fd, &compat, &incompat, &ro_compat) && (compat & 0x4) && (incompat & 0x200) &&
+                      (ro_compat & 0x600) == 0x600 && !(incompat & 0x80),
+              "ext4 of a known size below 16 TiB: journal, flex_bg, bigalloc, metadata_csum, 32-bit (compat %#x, incompat %#x, ro_compat %#x)",
+              compat, incompat, ro_compat);
         close(fd);
         r = tempdisk_mkfs(TEMPDISK_FS_EXT4, path, 0, why, sizeof(why));
         fd = open(path, O_RDONLY);
-        CHECK(r == 0 && fd >= 0 && ext4_features(fd, &compat, &incompat) && !(compat & 0x4) && (incompat & 0x80),
-              "ext4 of an unknown size: 64-bit (compat %#x, incompat %#x)", compat, incompat);
+        CHECK(r == 0 && fd >= 0 && ext4_features(fd, &compat, &incompat, &ro_compat) && (compat & 0x4) && (incompat & 0x80),
+              "ext4 of an unknown size: journal, 64-bit (compat %#x, incompat %#x)", compat, incompat);
         close(fd);
         snprintf(path, sizeof(path), "%s/too-small.img", top);
         fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
