@@ -256,8 +256,12 @@ static int gate_for_token(void *userdata, const Tpm2Token *t, int token_id, char
 static void log_provisioned(const Config *cfg, const ConfigVolume *v, const ProvisionResult *res) {
         char fingerprint[65];
 
-        log_info("boot: unlock %s: provisioned LUKS2 %s%s: re-keyed to a fresh volume key, sealed to this TPM, build-time keyslot removed",
-                 v->device, res->uuid, res->started_at == PROVISION_STAGE_PREPARE ? "" : " (resumed an interrupted run)");
+        if (res->rekey_pending)
+                log_info("boot: unlock %s: provisioned LUKS2 %s%s: sealed to this TPM, opened with the re-key pending; cvmcrypt-reencrypt.service runs it",
+                         v->device, res->uuid, res->started_at == PROVISION_STAGE_PREPARE ? "" : " (resumed an interrupted run)");
+        else
+                log_info("boot: unlock %s: provisioned LUKS2 %s%s: re-keyed to a fresh volume key, sealed to this TPM, build-time keyslot removed",
+                         v->device, res->uuid, res->started_at == PROVISION_STAGE_PREPARE ? "" : " (resumed an interrupted run)");
         if (res->escrowed) {
                 hex_encode(res->escrow_fingerprint, sizeof(res->escrow_fingerprint), fingerprint);
                 log_info("boot: unlock %s: recovery key escrowed to %s, fingerprint sha256:%s", v->device,

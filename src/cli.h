@@ -15,6 +15,7 @@ typedef struct CliArgs {
         bool json;
         bool dry_run;
         bool no_tempdisk;       /* boot: leave the temp disk to its own service */
+        bool resume_online;     /* provision: the background re-key on the open volume */
         const char *device;
         /* enroll */
         const char *unlock_key_file;
@@ -76,6 +77,7 @@ int verify_reseal(const CliArgs *args, int argc, char **argv);
 int verify_remove(const CliArgs *args, int argc, char **argv);
 int verify_recover(const CliArgs *args, int argc, char **argv);
 int verify_image_prepare(const CliArgs *args, int argc, char **argv);
+int verify_provision(const CliArgs *args, int argc, char **argv);
 
 /* What `predict` digests: the binary (--binary, else this one), the configuration file in use, and
  * the anchors and policy (--anchors, --policy, else the configuration's). */

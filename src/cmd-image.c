@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* image-prepare, provision and recover --escrow: the command-line side of image.c and provision.c.
  * Logs once, here. */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ask.h"
@@ -23,6 +26,16 @@
 int verify_image_prepare(const CliArgs *args, int argc _unused_, char **argv _unused_) {
         if (!args->key_file)
                 return log_error_errno(-EINVAL, "image-prepare: where does the build-time key go? (--key-file FILE)");
+        return 0;
+}
+
+int verify_provision(const CliArgs *args, int argc, char **argv _unused_) {
+        if (!args->resume_online)
+                return argc == 0 ? log_error_errno(-EINVAL, "provision: expected DEV [NAME]") : 0;
+        if (argc == 1)
+                return log_error_errno(-EINVAL, "provision --resume-online: give DEV and NAME, or neither (every volume handed over)");
+        if (args->json)
+                return log_error_errno(-EINVAL, "provision --resume-online: there is no --json output");
         return 0;
 }
 
@@ -186,18 +199,106 @@ static int print_provision_json(const char *device, const char *name, const char
                 r = json_add(o, "escrow-sha256", json_object_new_string(fingerprint));
         if (r >= 0)
                 r = json_add(o, "activated", json_object_new_boolean(name != NULL));
+        if (r >= 0)
+                r = json_add(o, "rekey-pending", json_object_new_boolean(res->rekey_pending));
         if (r < 0)
                 return r;
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         return 0;
 }
 
+/* ---- provision --resume-online: cvmcrypt-reencrypt.service ---- */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+
+static volatile sig_atomic_t stop_requested;
+
+static void request_stop(int sig _unused_) {
+        stop_requested = 1;
+}
+
+typedef struct OnlineProgress {
+        const char *name;
+        unsigned tenths; /* logged so far */
+} OnlineProgress;
+
+static int online_progress(uint64_t size, uint64_t offset, void *userdata) {
+        OnlineProgress *p = userdata;
+        unsigned tenths = size ? (unsigned) (offset * 10 / size) : 10;
+
+        if (tenths > p->tenths && tenths < 10) {
+                log_info("provision: %s: %u%% re-keyed", p->name, tenths * 10);
+                p->tenths = tenths;
+        }
+        /* libcryptsetup stops after this hot zone and leaves the re-key to resume. */
+        return stop_requested;
+}
+
+static int resume_one(const char *device, const char *name) {
+        OnlineProgress progress = { .name = name };
+        ProvisionOnlineResult res;
+        char why[LUKS_WHY_LEN] = "";
+        int r;
+
+        log_info("provision: %s: re-keying %s online", name, device);
+        r = provision_resume_online(device, name, online_progress, &progress, &res, why, sizeof(why));
+        if (r < 0)
+                return log_error_errno(r, "provision: %s", why);
+        if (res.stopped)
+                printf("%s: stopped; the re-key of %s resumes at the next start or boot.\n", name, device);
+        else if (res.done)
+                printf("%s: re-keyed online (LUKS2 %s): re-key keyslot and provisioning token removed.\n", name, res.uuid);
+        else
+                printf("%s: %s has no provisioning token: nothing to do.\n", name, device);
+        return 0;
+}
+
+/* DEV NAME, or every volume a boot handed over in PROVISION_REENCRYPT_DIR. */
+static int resume_online(int argc, char **argv) {
+        struct sigaction sa = { .sa_handler = request_stop };
+        _cleanup_(closedirp) DIR *dir = NULL;
+        struct dirent *de;
+        int r, result = 0;
+
+        if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+                return log_error_errno(negative_errno(), "provision: cannot handle SIGTERM: %m");
+        if (argc == 2)
+                return resume_one(argv[0], argv[1]);
+        dir = opendir(PROVISION_REENCRYPT_DIR);
+        if (!dir && errno == ENOENT) {
+                printf("No volume was handed over (%s is missing): nothing to do.\n", PROVISION_REENCRYPT_DIR);
+                return 0;
+        }
+        if (!dir)
+                return log_error_errno(negative_errno(), "provision: cannot open %s: %m", PROVISION_REENCRYPT_DIR);
+        while (!stop_requested && (de = readdir(dir))) {
+                _cleanup_free_ char *device = NULL;
+                char why[LUKS_WHY_LEN] = "";
+
+                if (de->d_name[0] == '.')
+                        continue;
+                r = provision_marker_device(de->d_name, &device, why, sizeof(why));
+                if (r < 0)
+                        r = log_error_errno(r, "provision: %s", why);
+                else
+                        r = resume_one(device, de->d_name);
+                if (r < 0 && result == 0)
+                        result = r;
+        }
+        return result;
+}
+
 int verb_provision(const Config *cfg, const CliArgs *args, int argc, char **argv) {
         _cleanup_(tpm_closep) TpmContext *tpm = NULL;
-        const char *device = argv[0], *name = argc > 1 ? argv[1] : NULL;
+        const char *device, *name;
         ProvisionResult res;
         char why[LUKS_WHY_LEN] = "", fingerprint[65] = "";
         int r;
+
+        if (args->resume_online)
+                return resume_online(argc, argv);
+        device = argv[0];
+        name = argc > 1 ? argv[1] : NULL;
 
         r = tpm_open(cfg->tpm, &tpm);
         if (r < 0)
@@ -227,10 +328,18 @@ int verb_provision(const Config *cfg, const CliArgs *args, int argc, char **argv
                         return log_error_errno(r, "provision: cannot print the result: %m");
                 return 0;
         }
-        printf("%s: provisioned (LUKS2 %s): re-keyed to a fresh volume key, sealed to this TPM, build-time keyslot removed%s.\n",
-               device, res.uuid, res.started_at == PROVISION_STAGE_PREPARE ? "" : " (resumed an interrupted run)");
+        if (res.rekey_pending)
+                printf("%s: provisioned (LUKS2 %s): sealed to this TPM; the re-key to a fresh volume key is pending%s.\n",
+                       device, res.uuid, res.started_at == PROVISION_STAGE_PREPARE ? "" : " (resumed an interrupted run)");
+        else
+                printf("%s: provisioned (LUKS2 %s): re-keyed to a fresh volume key, sealed to this TPM, build-time keyslot removed%s.\n",
+                       device, res.uuid, res.started_at == PROVISION_STAGE_PREPARE ? "" : " (resumed an interrupted run)");
         if (res.escrowed)
                 printf("Recovery key escrowed to %s (sha256:%s).\n", cfg->provision_escrow_out, fingerprint);
-        printf("%s\n", name ? "The volume is open." : "The new TPM slot opens the volume (not activated).");
+        if (res.rekey_pending)
+                printf("%s\n", name ? "The volume is open; the re-key runs online (cvmcrypt-reencrypt.service, or provision --resume-online)."
+                                    : "The new TPM slot opens the volume (not activated); the re-key runs when it is opened with a NAME.");
+        else
+                printf("%s\n", name ? "The volume is open." : "The new TPM slot opens the volume (not activated).");
         return 0;
 }

@@ -241,6 +241,19 @@ static int parse_tempdisk_crypt(Config *c, const char *value, char *w, size_t n)
         return 0;
 }
 
+/* Whether the first boot's re-key runs before the volume opens, or on the open volume in the real
+ * root (cvmcrypt-reencrypt.service). */
+static int parse_provision_reencrypt(Config *c, const char *value, char *w, size_t n) {
+        static const char *const words[] = { [PROVISION_REENCRYPT_FOREGROUND] = "foreground",
+                                              [PROVISION_REENCRYPT_BACKGROUND] = "background" };
+        unsigned v;
+
+        if (parse_choice(value, words, ELEMENTSOF(words), &v) < 0)
+                return why(w, n, "'%s' is neither foreground nor background", value);
+        c->provision_reencrypt = (ProvisionReencrypt) v;
+        return 0;
+}
+
 /* "0", or a whole number of K, M, G or T (binary units) from 1M to 1T in 4K steps. */
 static int parse_tempdisk_swap(Config *c, const char *value, char *w, size_t n) {
         static const char units[] = "KMGT";
@@ -330,6 +343,7 @@ static const KeyDef key_table[] = {
         { "policy", parse_policy, false },
         { "provision-escrow-cert", parse_provision_escrow_cert, false },
         { "provision-escrow-out", parse_provision_escrow_out, false },
+        { "provision-reencrypt", parse_provision_reencrypt, false },
         { "tempdisk", parse_tempdisk, false },
         { "tempdisk-crypt", parse_tempdisk_crypt, false },
         { "tempdisk-fs", parse_tempdisk_fs, false },

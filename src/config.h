@@ -32,6 +32,11 @@ typedef enum TempdiskCrypt {
         TEMPDISK_CRYPT_PLAIN, /* plain dm-crypt: nothing on the disk */
 } TempdiskCrypt;
 
+typedef enum ProvisionReencrypt {
+        PROVISION_REENCRYPT_FOREGROUND, /* the re-key completes before the volume opens */
+        PROVISION_REENCRYPT_BACKGROUND, /* the volume opens with the re-key pending; the real root runs it */
+} ProvisionReencrypt;
+
 typedef struct ConfigVolume {
         char *device; /* absolute /dev path, or UUID=... */
         char *name;   /* mapping name; NULL means luks-UUID, as systemd names it */
@@ -48,6 +53,7 @@ typedef struct Config {
         char *attest_certs;     /* VCEK/VLEK and chain for sources without a certificate table */
         char *provision_escrow_cert; /* admin certificate for the first boot's recovery key; NULL: none */
         char *provision_escrow_out;  /* where the escrow is written */
+        ProvisionReencrypt provision_reencrypt;
         char *event_log;
         TempdiskMode tempdisk;
         char *tempdisk_device;

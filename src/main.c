@@ -58,7 +58,7 @@ static const Verb verbs[] = {
         { "reseal", V_RESEAL, "DEV", 1, 1, "enroll for the current PCRs, verify, then drop the old slot", verb_reseal, verify_reseal },
         { "recover", V_RECOVER, "DEV", 1, 1, "unlock with the recovery key and re-enroll the TPM slot", verb_recover, verify_recover },
         { "remove", V_REMOVE, "DEV", 1, 1, "remove a token and its keyslot, never the last way in", verb_remove, verify_remove },
-        { "provision", V_PROVISION, "DEV [NAME]", 1, 2, "first boot: re-key a build-time volume and seal it to this VM", verb_provision, NULL },
+        { "provision", V_PROVISION, "DEV [NAME]", 0, 2, "first boot: re-key a build-time volume and seal it to this VM", verb_provision, verify_provision },
         { "image-prepare", V_IMAGE_PREPARE, "IMAGE", 1, 1, "encrypt a disk image for provisioning on first boot", verb_image_prepare, verify_image_prepare },
 };
 
@@ -104,6 +104,7 @@ enum {
         OPT_KEY_FILE,
         OPT_ATTEST,
         OPT_NO_TEMPDISK,
+        OPT_RESUME_ONLINE,
 };
 
 typedef struct OptionDef {
@@ -124,6 +125,7 @@ static const OptionDef option_defs[] = {
         { { "dry-run", no_argument, NULL, OPT_DRY_RUN }, V_BOOT | V_TEMPDISK, NULL, "validate and print the plan; touch nothing" },
         { { "device", required_argument, NULL, OPT_DEVICE }, V_TEMPDISK, "DEV", "the temp disk (instead of detection)" },
         { { "no-tempdisk", no_argument, NULL, OPT_NO_TEMPDISK }, V_BOOT, NULL, "leave the temp disk to cvmcrypt-tempdisk.service" },
+        { { "resume-online", no_argument, NULL, OPT_RESUME_ONLINE }, V_PROVISION, NULL, "run the re-key a background provisioning left on the open volume (DEV NAME, or every one handed over)" },
         { { "unlock-key-file", required_argument, NULL, OPT_UNLOCK_KEY_FILE }, V_ENROLL | V_RESEAL | V_IMAGE_PREPARE, "FILE", "existing passphrase or key file ('-': stdin); default: ask" },
         { { "pcrs", required_argument, NULL, OPT_PCRS }, V_ENROLL | V_RESEAL | V_RECOVER | V_IMAGE_PREPARE, "LIST", "PCRs to bind, e.g. 0,4,7 (default 7; reseal: the old token's; image-prepare: besides the gate PCR)" },
         { { "pcr-bank", required_argument, NULL, OPT_PCR_BANK }, V_ENROLL | V_RESEAL | V_RECOVER | V_PREDICT | V_IMAGE_PREPARE, "BANK", "sha256 (default) or sha384" },
@@ -407,6 +409,9 @@ static int handle_option(int c, const char *context, const Verb *v, char **argv)
                 return 0;
         case OPT_NO_TEMPDISK:
                 arg_cli.no_tempdisk = true;
+                return 0;
+        case OPT_RESUME_ONLINE:
+                arg_cli.resume_online = true;
                 return 0;
         case OPT_TOKEN:
                 if (parse_token_id(optarg, &arg_cli.token) < 0)

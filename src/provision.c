@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libcryptsetup.h>
@@ -19,6 +20,7 @@
 
 #include "attest-gate.h"
 #include "fileio.h"
+#include "keyring.h"
 #include "luks-header.h"
 #include "luks.h"
 #include "log.h"
@@ -359,6 +361,17 @@ static int finish(struct crypt_device *cd, int token, char *why, size_t n) {
         return 0;
 }
 
+/* A crash inside a hot zone: restored offline, as reencrypt_finish() would, since the volume opens
+ * with the re-key pending from the checked copy of the header, which libcryptsetup cannot write
+ * its recovery into. Restoring the last hot zone can end the re-key. */
+static int rekey_recover(struct crypt_device *cd, const uint8_t *pass) {
+        if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_CRASH)
+                return 0;
+        return crypt_reencrypt_init_by_passphrase(cd, NULL, (const char *) pass, REKEY_PASS_SIZE, CRYPT_ANY_SLOT,
+                                                  CRYPT_ANY_SLOT, NULL, NULL,
+                                                  &(struct crypt_params_reencrypt){ .flags = CRYPT_REENCRYPT_RECOVERY });
+}
+
 static int open_device(const char *device, const LuksHeader *hdr, struct crypt_device **ret, char *why, size_t n) {
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
         int r;
@@ -445,11 +458,19 @@ int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p,
                 r = rekey_pass(new_vk, new_vk_size, pass);
                 if (r < 0)
                         return format_reason(why, n, r, "cannot derive the re-key passphrase");
-                r = reencrypt_finish(cd, NULL, (const char *) pass, REKEY_PASS_SIZE, CRYPT_ANY_SLOT, CRYPT_ANY_SLOT,
-                                     REKEY_HOTZONE, p->progress, p->userdata);
+                if (p->background)
+                        r = rekey_recover(cd, pass);
+                else
+                        r = reencrypt_finish(cd, NULL, (const char *) pass, REKEY_PASS_SIZE, CRYPT_ANY_SLOT,
+                                             CRYPT_ANY_SLOT, REKEY_HOTZONE, p->progress, p->userdata);
                 if (r < 0)
                         return format_reason(why, n, r, "%s: the re-key failed (it resumes on the next run): %s", device,
                                              strerror(-r));
+                if (p->background && crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE) {
+                        res.rekey_pending = true;
+                        *ret = res;
+                        return 0;
+                }
                 /* libcryptsetup has dropped the old key's slots; reload what it wrote. */
                 crypt_free(TAKE_PTR(cd));
                 r = crypt_init(&cd, device);
@@ -465,10 +486,241 @@ int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p,
         return 0;
 }
 
+/* ---- background: the re-key on the open volume ---- */
+
+static void handover_description(const char *uuid, char *buf, size_t n) {
+        (void) snprintf(buf, n, "%s%s", PROVISION_KEY_PREFIX, uuid);
+}
+
+static int marker_path(const char *name, char *buf, size_t n) {
+        if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+            (size_t) snprintf(buf, n, "%s/%s", PROVISION_REENCRYPT_DIR, name) >= n)
+                return -EINVAL;
+        return 0;
+}
+
+/* In /run, read after switch-root: no reader can see it half written. */
+static int write_marker(const char *path, const char *line) {
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        size_t len = strlen(line);
+
+        if (fd < 0)
+                return negative_errno();
+        return write(fd, line, len) == (ssize_t) len ? 0 : negative_errno();
+}
+
+int provision_marker_device(const char *name, char **ret, char *why, size_t n) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        _cleanup_close_ int fd = -1;
+        char marker[PATH_MAX];
+        size_t size;
+        int r;
+
+        if (marker_path(name, marker, sizeof(marker)) < 0)
+                return format_reason(why, n, -EINVAL, "'%s' cannot name a marker file", name);
+        fd = open(marker, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        r = fd < 0 ? negative_errno() : read_bounded(fd, PATH_MAX, &buf, &size);
+        if (r < 0)
+                return format_reason(why, n, r, "cannot read %s: %s", marker, r == -EFBIG ? "too large" : strerror(-r));
+        /* One absolute path and its newline, as handover() writes it. */
+        if (size < 3 || buf[0] != '/' || buf[size - 1] != '\n' || memchr(buf, '\n', size - 1) || memchr(buf, '\0', size))
+                return format_reason(why, n, -EBADMSG, "%s does not hold a device path", marker);
+        buf[size - 1] = '\0';
+        *ret = (char *) TAKE_PTR(buf);
+        return 0;
+}
+
+/* Takes back what handover() left: the key (when found) and the marker. */
+static void handover_undo(const char *uuid, const char *name) {
+        _cleanup_secmem_ uint8_t *pass = secmem_alloc(REKEY_PASS_SIZE);
+        char desc[KEYRING_DESCRIPTION_MAX], marker[PATH_MAX];
+        int32_t id;
+
+        handover_description(uuid, desc, sizeof(desc));
+        if (pass && keyring_get(desc, pass, REKEY_PASS_SIZE, &id) >= 0)
+                (void) keyring_drop(id);
+        if (marker_path(name, marker, sizeof(marker)) >= 0)
+                (void) unlink(marker);
+}
+
+/* The re-key passphrase for the real root, in root's user keyring, and a marker that names the
+ * volume for cvmcrypt-reencrypt.service: the mapping name, holding the device path. */
+static int handover(const char *device, const char *uuid, const char *name, const uint8_t *pass, char *why, size_t n) {
+        _cleanup_free_ char *line = NULL;
+        char desc[KEYRING_DESCRIPTION_MAX], marker[PATH_MAX];
+        int32_t id;
+        int r;
+
+        if (marker_path(name, marker, sizeof(marker)) < 0)
+                return format_reason(why, n, -EINVAL, "'%s' cannot name a marker file", name);
+        if (asprintf(&line, "%s\n", device) < 0)
+                return format_reason(why, n, -ENOMEM, "out of memory");
+        if ((mkdir(PROVISION_RUN_DIR, 0755) < 0 && errno != EEXIST) ||
+            (mkdir(PROVISION_REENCRYPT_DIR, 0700) < 0 && errno != EEXIST)) {
+                r = negative_errno();
+                return format_reason(why, n, r, "cannot create %s: %s", PROVISION_REENCRYPT_DIR, strerror(-r));
+        }
+        handover_description(uuid, desc, sizeof(desc));
+        r = keyring_put(desc, pass, REKEY_PASS_SIZE, &id);
+        if (r < 0)
+                return format_reason(why, n, r, "cannot hand the re-key over in root's user keyring: %s", strerror(-r));
+        r = write_marker(marker, line);
+        if (r < 0) {
+                (void) keyring_drop(id);
+                return format_reason(why, n, r, "cannot write %s: %s", marker, strerror(-r));
+        }
+        return 0;
+}
+
+/* Activates the volume with its re-key pending, from a copy of the header checked for our own
+ * provisioning states: libcryptsetup maps the re-keyed part with the new key and the rest with the
+ * old, and opens both with the re-key passphrase. */
+static int activate_pending(const char *device, const char *uuid, const char *name, const uint8_t *pass, char *why,
+                            size_t n) {
+        _cleanup_(luks_header_done) LuksHeader hdr = LUKS_HEADER_NULL;
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        char reason[LUKS_WHY_MAX] = "";
+        int r;
+
+        r = luks_header_snapshot(device, LUKS_SNAPSHOT_KEYSLOTS | LUKS_SNAPSHOT_PROVISION, &hdr, reason, sizeof(reason));
+        if (r < 0)
+                return format_reason(why, n, -EUCLEAN, "%s: LUKS2 header rejected: %s", device, reason);
+        if (strcmp(hdr.info.uuid, uuid) != 0)
+                return format_reason(why, n, -EBUSY, "%s: the header changed while we worked on it", device);
+        r = crypt_init_data_device(&cd, hdr.path, device);
+        if (r >= 0)
+                r = crypt_load(cd, CRYPT_LUKS2, NULL);
+        if (r >= 0 && crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_CLEAN)
+                r = -EUCLEAN;
+        if (r < 0)
+                return format_reason(why, n, -EUCLEAN, "%s: the checked header has no clean pending re-key", device);
+        r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT, (const char *) pass, REKEY_PASS_SIZE, 0);
+        if (r < 0)
+                return format_reason(why, n, r, "activating %s with the re-key pending failed: %s", name, strerror(-r));
+        return 0;
+}
+
+/* The new key from the TPM slot (which proves the slot), then the volume open and the re-key
+ * handed over; name NULL: the slot only checked. */
+static int open_pending(TpmContext *tpm, const char *device, const char *name, const LuksUnlockHooks *hooks,
+                        const ProvisionResult *res, char *why, size_t n) {
+        _cleanup_secmem_ uint8_t *vk = secmem_alloc(VK_MAX), *pass = secmem_alloc(REKEY_PASS_SIZE);
+        char reason[LUKS_WHY_LEN], def[64];
+        size_t vk_size = VK_MAX;
+        int r;
+
+        if (!vk || !pass)
+                return format_reason(why, n, -ENOMEM, "out of memory");
+        r = luks_unseal_provisioning(device, tpm, vk, &vk_size, reason, sizeof(reason));
+        if (r < 0)
+                return format_reason(why, n, r, "%s: its new TPM slot does not open it: %s", device, reason);
+        if (!name)
+                return 0;
+        if (!*name) {
+                (void) snprintf(def, sizeof(def), "luks-%s", res->uuid);
+                name = def;
+        }
+        r = rekey_pass(vk, vk_size, pass);
+        if (r < 0)
+                return format_reason(why, n, r, "cannot derive the re-key passphrase");
+        r = handover(device, res->uuid, name, pass, why, n);
+        if (r < 0)
+                return r;
+        r = activate_pending(device, res->uuid, name, pass, why, n);
+        if (r < 0) {
+                handover_undo(res->uuid, name);
+                return r;
+        }
+        if (hooks && hooks->unlocked) {
+                r = hooks->unlocked(hooks->userdata, res->uuid, vk, vk_size);
+                if (r < 0)
+                        return format_reason(why, n, r, "the volume is open, but recording it failed: %s", strerror(-r));
+        }
+        return 0;
+}
+
+int provision_resume_online(const char *device, const char *name, ReencryptProgress progress, void *userdata,
+                            ProvisionOnlineResult *ret, char *why, size_t n) {
+        _cleanup_(luks_header_done) LuksHeader hdr = LUKS_HEADER_NULL;
+        _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+        _cleanup_secmem_ uint8_t *pass = secmem_alloc(REKEY_PASS_SIZE);
+        ProvisionOnlineResult res = {};
+        char reason[LUKS_WHY_MAX] = "", desc[KEYRING_DESCRIPTION_MAX];
+        const char *json = NULL;
+        ProvisionToken t = {};
+        int32_t id;
+        int r, token;
+
+        if (!pass)
+                return format_reason(why, n, -ENOMEM, "out of memory");
+        luks_log_setup();
+        r = luks_header_snapshot(device, LUKS_SNAPSHOT_HEADERS | LUKS_SNAPSHOT_PROVISION, &hdr, reason, sizeof(reason));
+        if (r == -ENOENT || r == -ENXIO || r == -EACCES)
+                return format_reason(why, n, r == -EACCES ? r : -ENODEV, "%s: cannot read: %s", device, strerror(-r));
+        if (r < 0)
+                return format_reason(why, n, -EUCLEAN, "%s: LUKS2 header rejected: %s", device, reason);
+        (void) snprintf(res.uuid, sizeof(res.uuid), "%s", hdr.info.uuid);
+        r = open_device(device, &hdr, &cd, why, n);
+        if (r < 0)
+                return r;
+        token = find_provision_token(cd, &hdr);
+        if (token < 0) {
+                /* Provisioned already (by a later boot in the foreground, say): nothing left to hand over. */
+                handover_undo(res.uuid, name);
+                *ret = res;
+                return 0;
+        }
+        if (crypt_token_json_get(cd, token, &json) < 0 || token_provision_parse(json, &t, reason, sizeof(reason)) < 0)
+                return format_reason(why, n, -EUCLEAN, "%s: token %d cannot be read: %s", device, token, reason);
+        secmem_wipe(t.key, sizeof(t.key));
+        if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE) {
+                /* libcryptsetup's last step cut short, as in provision_run(). */
+                crypt_free(TAKE_PTR(cd));
+                r = luks_header_finish_rekey(device, why, n);
+                if (r < 0)
+                        return r;
+                if (r == 0) {
+                        handover_description(res.uuid, desc, sizeof(desc));
+                        r = keyring_get(desc, pass, REKEY_PASS_SIZE, &id);
+                        if (r < 0)
+                                return format_reason(why, n, r, "%s: no re-key passphrase %s in root's user keyring: %s", device,
+                                                     desc, r == -ENOKEY ? "the boot that opened it handed none over" : strerror(-r));
+                        r = open_device(device, &hdr, &cd, why, n);
+                        if (r < 0)
+                                return r;
+                        r = reencrypt_finish(cd, name, (const char *) pass, REKEY_PASS_SIZE, CRYPT_ANY_SLOT, CRYPT_ANY_SLOT,
+                                             REKEY_HOTZONE, progress, userdata);
+                        if (r < 0)
+                                return format_reason(why, n, r, "%s: the online re-key of %s failed: %s", device, name,
+                                                     strerror(-r));
+                        if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE) {
+                                res.stopped = true;
+                                *ret = res;
+                                return 0;
+                        }
+                        crypt_free(TAKE_PTR(cd));
+                }
+                r = crypt_init(&cd, device);
+                if (r >= 0)
+                        r = crypt_load(cd, CRYPT_LUKS2, NULL);
+                if (r < 0)
+                        return format_reason(why, n, r, "%s: cannot reload the header: %s", device, strerror(-r));
+        } else if (!t.keyslot_gone && keyslot_active(cd, (int) t.keyslot))
+                return format_reason(why, n, -EBUSY, "%s: its re-key has not started (the boot provisions it)", device);
+        r = finish(cd, token, why, n);
+        if (r < 0)
+                return r;
+        handover_undo(res.uuid, name);
+        res.done = true;
+        *ret = res;
+        return 0;
+}
+
 int provision_volume(const Config *cfg, TpmContext *tpm, const char *device, const char *name,
                      const LuksUnlockHooks *hooks, ProvisionResult *ret, char *why, size_t n) {
         ProvisionParams p = { .gate_pcr = cfg->gate_pcr, .escrow_cert = cfg->provision_escrow_cert,
-                              .escrow_out = cfg->provision_escrow_out };
+                              .escrow_out = cfg->provision_escrow_out,
+                              .background = cfg->provision_reencrypt == PROVISION_REENCRYPT_BACKGROUND };
         ProvisionResult res;
         char reason[LUKS_WHY_LEN];
         int r;
@@ -485,6 +737,10 @@ int provision_volume(const Config *cfg, TpmContext *tpm, const char *device, con
         *ret = res;
         if (res.started_at == PROVISION_STAGE_NONE)
                 return 0;
+        if (res.rekey_pending) {
+                r = open_pending(tpm, device, name, hooks, &res, why, n);
+                return r < 0 ? r : 1;
+        }
         /* The new slot must open the volume before the boot relies on it. */
         r = luks_unlock_tpm(device, name, tpm, NULL, 0, hooks, reason, sizeof(reason));
         if (r < 0)

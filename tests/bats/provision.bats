@@ -260,6 +260,156 @@ plain_tree() {
         provision
 }
 
+# user_key add|drop DESCRIPTION [FILE]: a "user" key in this user's keyring (@u), as a boot hands the
+# re-key over (no keyutils needed).
+user_key() {
+        python3 - "$@" <<'PY'
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_add_key, SYS_keyctl, KEY_SPEC_USER_KEYRING, KEYCTL_SEARCH, KEYCTL_INVALIDATE = 248, 250, -4, 10, 21
+op, desc = sys.argv[1], sys.argv[2].encode()
+if op == "add":
+    data = open(sys.argv[3], "rb").read()
+    ok = libc.syscall(SYS_add_key, b"user", desc, data, len(data), KEY_SPEC_USER_KEYRING) > 0
+else:
+    kid = libc.syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_USER_KEYRING, b"user", desc, 0)
+    ok = kid < 0 or libc.syscall(SYS_keyctl, KEYCTL_INVALIDATE, kid) == 0
+sys.exit(0 if ok else 1)
+PY
+}
+
+@test "background: provision seals and leaves the re-key initialized; unlock refuses it; foreground finishes it offline" {
+        echo "provision-reencrypt=background" >>"$CVM_CONFIG"
+        prepare_image
+        "$PLAIN" "$IMG" "$TEST_TMP/build.key" "$TEST_TMP/before.img"
+        run provision
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"provisioned (LUKS2 "*"sealed to this TPM; the re-key to a fresh volume key is pending."* ]]
+        [[ "$output" == *"The new TPM slot opens the volume (not activated); the re-key runs when it is opened with a NAME."* ]]
+        [[ "$output" == *"Recovery key escrowed to $TEST_TMP/escrow.pem"* ]]
+        # What CRYPT_REENCRYPT_INITIALIZE_ONLY leaves: the requirement, a reencrypt keyslot, nothing
+        # re-keyed yet (the old key's segment covers the data), and all our tokens.
+        run cryptsetup luksDump --dump-json-metadata "$IMG"
+        state=$(printf '%s' "$output" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(d["config"]["requirements"]["mandatory"], sorted(t["type"] for t in d["tokens"].values()),
+      sorted(k["type"] + ("/" + k["mode"] if "mode" in k else "") for k in d["keyslots"].values()),
+      len(d["digests"]), sorted(s["type"] + "/" + s.get("flags", ["-"])[0] for s in d["segments"].values()))')
+        echo "$state"
+        [ "$state" = "['online-reencrypt-v2'] ['cvmcrypt-provision', 'cvmcrypt-recovery', 'cvmcrypt-tpm2'] ['luks2', 'luks2', 'luks2', 'luks2', 'luks2', 'reencrypt/reencrypt'] 3 ['crypt/-', 'crypt/backup-final', 'crypt/backup-previous']" ]
+        grep -q "\"string\":\"cvmcrypt:provisioned:$(cryptsetup luksUUID "$IMG")\"" "$TEST_TMP/tpm-measure.log"
+        # The unlock path never takes a pending re-key.
+        next_boot
+        run cvm --tpm "$TPM_TCTI" unlock --test "$IMG"
+        [ "$status" -eq "$EXIT_DEVICE" ]
+        [[ "$output" == *"requirement 'online-reencrypt-v2' is not supported"* ]]
+        # A second boot in the background checks the TPM slot again and leaves the re-key pending.
+        run provision
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"the re-key to a fresh volume key is pending (resumed an interrupted run)."* ]]
+        cryptsetup luksDump "$IMG" | grep -q online-reencrypt
+        # In the foreground, the next run finishes it offline: same data, the build key opens nothing.
+        sed -i '/^provision-reencrypt=/d' "$CVM_CONFIG"
+        next_boot
+        run provision
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"re-keyed to a fresh volume key, sealed to this TPM, build-time keyslot removed (resumed an interrupted run)."* ]]
+        escrowed_key >"$TEST_TMP/rk"
+        "$PLAIN" "$IMG" "$TEST_TMP/rk" "$TEST_TMP/after.img"
+        cmp "$TEST_TMP/before.img" "$TEST_TMP/after.img"
+        e2fsck -fn "$TEST_TMP/after.img"
+        ! cryptsetup open --test-passphrase --key-file "$TEST_TMP/build.key" "$IMG"
+        ! cryptsetup luksDump "$IMG" | grep -q 'cvmcrypt-provision\|online-reencrypt'
+        next_boot
+        cvm --tpm "$TPM_TCTI" unlock --test "$IMG"
+}
+
+# hot_zone_cut: the re-key of $IMG was cut off inside a hot zone (a segment "in-reencryption").
+hot_zone_cut() {
+        cryptsetup luksDump --dump-json-metadata "$IMG" |
+                python3 -c 'import json, sys; sys.exit(0 if any("in-reencryption" in s.get("flags", []) for s in json.load(sys.stdin)["segments"].values()) else 1)'
+}
+
+@test "background: a crash in a hot zone is restored before the volume opens; the data stays the same" {
+        prepare_image
+        "$PLAIN" "$IMG" "$TEST_TMP/build.key" "$TEST_TMP/before.img"
+        cp --sparse=always "$IMG" "$TEST_TMP/prepared.img"
+        # A foreground run killed inside a hot zone leaves it to recover (CRYPT_REENCRYPT_CRASH). The
+        # write numbers are this image's (about 150 in all); the loop finds one that hit a hot zone.
+        for k in 70 90 100 75 95; do
+                cp --sparse=always "$TEST_TMP/prepared.img" "$IMG"
+                kill_at "$k" "$CVMCRYPT" --config "$CVM_CONFIG" "${CMDLINE_OPT[@]}" --tpm "$TPM_TCTI" provision "$IMG" || continue
+                hot_zone_cut && break
+        done
+        hot_zone_cut
+        echo "provision-reencrypt=background" >>"$CVM_CONFIG"
+        next_boot
+        run provision
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"the re-key to a fresh volume key is pending (resumed an interrupted run)."* ]]
+        ! hot_zone_cut
+        cryptsetup luksDump "$IMG" | grep -q online-reencrypt
+        sed -i '/^provision-reencrypt=/d' "$CVM_CONFIG"
+        next_boot
+        provision
+        escrowed_key >"$TEST_TMP/rk"
+        "$PLAIN" "$IMG" "$TEST_TMP/rk" "$TEST_TMP/after.img"
+        cmp "$TEST_TMP/before.img" "$TEST_TMP/after.img"
+}
+
+@test "provision --resume-online: usage, no hand-over, a re-key not started, a volume provisioned already" {
+        run cvm provision
+        [ "$status" -eq "$EXIT_USAGE" ]
+        [[ "$output" == *"provision: expected DEV [NAME]"* ]]
+        run cvm provision --resume-online "$TEST_TMP/x.img"
+        [ "$status" -eq "$EXIT_USAGE" ]
+        [[ "$output" == *"give DEV and NAME, or neither"* ]]
+        run cvm provision --resume-online --json "$TEST_TMP/x.img" root
+        [ "$status" -eq "$EXIT_USAGE" ]
+        prepare_image
+        run cvm provision --resume-online "$IMG" root
+        echo "$output"
+        [ "$status" -eq "$EXIT_DEVICE" ]
+        [[ "$output" == *"its re-key has not started (the boot provisions it)"* ]]
+        echo "provision-reencrypt=background" >>"$CVM_CONFIG"
+        provision
+        uuid=$(cryptsetup luksUUID "$IMG")
+        run cvm provision --resume-online "$IMG" root
+        echo "$output"
+        [ "$status" -eq "$EXIT_DENIED" ]
+        [[ "$output" == *"no re-key passphrase cvmcrypt:reencrypt:$uuid in root's user keyring: the boot that opened it handed none over"* ]]
+        # A key of the wrong size is not taken.
+        head -c 16 /dev/urandom >"$TEST_TMP/short"
+        user_key add "cvmcrypt:reencrypt:$uuid" "$TEST_TMP/short"
+        run cvm provision --resume-online "$IMG" root
+        user_key drop "cvmcrypt:reencrypt:$uuid"
+        echo "$output"
+        [ "$status" -ne 0 ]
+        [[ "$output" == *"no re-key passphrase cvmcrypt:reencrypt:$uuid in root's user keyring: Bad message"* ]]
+        # With a passphrase handed over, the online re-key needs the active mapping (none here):
+        # it fails and leaves the re-key pending, which the foreground then finishes.
+        head -c 32 /dev/urandom >"$TEST_TMP/pass"
+        user_key add "cvmcrypt:reencrypt:$uuid" "$TEST_TMP/pass"
+        run cvm provision --resume-online "$IMG" root
+        user_key drop "cvmcrypt:reencrypt:$uuid"
+        echo "$output"
+        [ "$status" -ne 0 ]
+        [[ "$output" == *"the online re-key of root failed"* ]]
+        cryptsetup luksDump "$IMG" | grep -q online-reencrypt
+        sed -i '/^provision-reencrypt=/d' "$CVM_CONFIG"
+        next_boot
+        provision
+        run cvm provision --resume-online "$IMG" root
+        echo "$output"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"root: $IMG has no provisioning token: nothing to do."* ]]
+}
+
 # kill_at K CMD...: runs CMD and kills it at its K-th write/pwrite64 call; true if it was killed.
 kill_at() {
         local k=$1 rc=0

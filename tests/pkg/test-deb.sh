@@ -64,9 +64,10 @@ for f in ark-milan ark-genoa ark-turin ask-milan ask-genoa ask-turin asvk-milan 
         check "anchor $f" expect_file "/usr/share/cvmcrypt/anchors/$f.pem"
 done
 check "agent settings" expect_file /usr/share/cvmcrypt/agents/waagent.conf.cvmcrypt
-for u in cvmcrypt-unlock cvmcrypt-cap cvmcrypt-tempdisk; do
+for u in cvmcrypt-unlock cvmcrypt-cap cvmcrypt-tempdisk cvmcrypt-reencrypt; do
         check "unit $u" expect_file "/lib/systemd/system/$u.service"
 done
+check "the background re-key is wanted by multi-user.target" sh -c "[ \"\$(readlink '$root/lib/systemd/system/multi-user.target.wants/cvmcrypt-reencrypt.service')\" = ../cvmcrypt-reencrypt.service ]"
 check "copyright" expect_file /usr/share/doc/cvmcrypt/copyright
 check "image builders' guide" sh -c "ls '$root/usr/share/doc/cvmcrypt/' | grep -q '^image-builders.md'"
 # cvmcrypt-dracut and cvmcrypt-initramfs-tools.

@@ -97,6 +97,9 @@ static const Case file_cases[] = {
         { "provision-escrow-cert=escrow.pem\n", "bad value for 'provision-escrow-cert': 'escrow.pem' is not a clean absolute path" },
         { "provision-escrow-out=/boot/../escrow\n", "'provision-escrow-out': '/boot/../escrow' is not a clean absolute path" },
         { "provision-escrow-out=/a\nprovision-escrow-out=/b\n", "'provision-escrow-out' is set twice" },
+        { "provision-reencrypt=foreground\n", NULL },
+        { "provision-reencrypt=later\n", "'later' is neither foreground nor background" },
+        { "provision-reencrypt=Background\n", "'Background' is neither foreground nor background" },
 };
 
 static void test_file_cases(void) {
@@ -162,6 +165,7 @@ static void test_defaults(void) {
         CHECK(c.policy == NULL, "no attestation policy by default");
         CHECK(c.attest == NULL && c.attest_certs == NULL, "no attestation by default");
         CHECK(c.tpm_timeout == 30 && c.device_timeout == 30, "boot waits up to 30 s for the TPM and each volume");
+        CHECK(c.provision_reencrypt == PROVISION_REENCRYPT_FOREGROUND, "the first boot re-keys before the volume opens");
         CHECK_STREQ(c.event_log, "/run/log/systemd/tpm2-measure.log", "default event log shared with systemd");
         config_done(&c);
 }
@@ -215,11 +219,12 @@ static void test_cmdline_values(void) {
         CHECK(c.tempdisk == TEMPDISK_OFF, "tempdisk=off disables the temp disk");
         config_done(&c);
         config_init(&c);
-        text = "cvmcrypt.tempdisk-swap=512M cvmcrypt.tempdisk-mode=each cvmcrypt.tempdisk-crypt=plain";
+        text = "cvmcrypt.tempdisk-swap=512M cvmcrypt.tempdisk-mode=each cvmcrypt.tempdisk-crypt=plain "
+               "cvmcrypt.provision-reencrypt=background";
         r = config_parse_cmdline_text(&c, text, strlen(text), "cmdline", &err);
         CHECK(r == 0 && c.tempdisk_swap == 512u << 20 && c.tempdisk_disks == TEMPDISK_DISKS_EACH &&
-                      c.tempdisk_crypt == TEMPDISK_CRYPT_PLAIN,
-              "temp disk swap, mode and crypt from the kernel command line (%s)", err.message);
+                      c.tempdisk_crypt == TEMPDISK_CRYPT_PLAIN && c.provision_reencrypt == PROVISION_REENCRYPT_BACKGROUND,
+              "temp disk swap, mode and crypt, provision-reencrypt from the kernel command line (%s)", err.message);
         memset(big, 'a', sizeof(big));
         r = config_parse_cmdline_text(&c, big, sizeof(big), "cmdline", &err);
         CHECK(r == -EFBIG, "overlong kernel command line rejected: %s", err.message);
