@@ -54,7 +54,8 @@
 # (type TEXT and Enter on the serial console once the console shows PATTERN, e.g. a passphrase at
 # systemd's prompt; typed at most once per boot), E2E_MARK (a string: e2e_boot then sets
 # E2E_MARK_SECONDS to the wall time from qemu's start until the string first showed on the serial
-# console, polled every 0.1 s; empty when it never did).
+# console, polled every 0.1 s, and E2E_MARK_CPU_SECONDS to the CPU time qemu had used by then;
+# both empty when it never did).
 
 E2E_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 : "${CVMCRYPT:=$E2E_TOP/build/cvmcrypt}"
@@ -550,8 +551,8 @@ e2e_boot() {
         log=$E2E_TMP/$name.serial.log
         E2E_LOG=$log
         : >"$log"
-        local typed=0 fifo='' tfd='' catpid='' mark=''
-        E2E_MARK_SECONDS=''
+        local typed=0 fifo='' tfd='' catpid='' mark='' cpu='' mark_cpu=''
+        E2E_MARK_SECONDS='' E2E_MARK_CPU_SECONDS=''
         if [ -n "${E2E_TYPE_AFTER:-}" ]; then
                 # The console through a pipe chardev: FIFO.in is its keyboard, FIFO.out is copied to
                 # the log (qemu opens both read-write, so nothing blocks).
@@ -592,8 +593,13 @@ e2e_boot() {
                         typed=1
                         e2e_log "boot $name: typed on the console after '$E2E_TYPE_AFTER'"
                 fi
-                if [ -n "${E2E_MARK:-}" ] && [ -z "$mark" ] && grep -aqF -- "$E2E_MARK" "$log"; then
-                        mark=$(date +%s%N)
+                if [ -n "${E2E_MARK:-}" ] && [ -z "$mark" ]; then
+                        # utime + stime of all of qemu's threads, in clock ticks.
+                        cpu=$(awk '{ print $14 + $15 }' "/proc/$qpid/stat" 2>/dev/null || echo "$cpu")
+                        if grep -aqF -- "$E2E_MARK" "$log"; then
+                                mark=$(date +%s%N)
+                                mark_cpu=$cpu
+                        fi
                 fi
                 sleep 0.1
         done
@@ -614,8 +620,9 @@ e2e_boot() {
         secs=$(awk -v ns=$((end - start)) 'BEGIN { printf "%.1f", ns / 1e9 }')
         E2E_BOOT_SECONDS=$secs
         # Shown only after qemu had gone: the poll missed it, so qemu's end is the bound.
-        [ -n "$mark" ] || [ -z "${E2E_MARK:-}" ] || ! grep -aqF -- "$E2E_MARK" "$log" || mark=$end
+        [ -n "$mark" ] || [ -z "${E2E_MARK:-}" ] || ! grep -aqF -- "$E2E_MARK" "$log" || mark=$end mark_cpu=$cpu
         [ -z "$mark" ] || E2E_MARK_SECONDS=$(awk -v ns=$((mark - start)) 'BEGIN { printf "%.2f", ns / 1e9 }')
+        [ -z "$mark_cpu" ] || E2E_MARK_CPU_SECONDS=$(awk -v t="$mark_cpu" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }')
 
         if grep -aqF "E2E-RESULT: PASS $name $nonce" "$log" && ! grep -aqF "E2E-RESULT: FAIL" "$log"; then
                 # The guest's own output, without the kernel's boot messages.
