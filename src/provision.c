@@ -372,6 +372,19 @@ static int rekey_recover(struct crypt_device *cd, const uint8_t *pass) {
                                                   &(struct crypt_params_reencrypt){ .flags = CRYPT_REENCRYPT_RECOVERY });
 }
 
+/* After libcryptsetup wrote the header (a re-key's end): a fresh context on what is on the disk. */
+static int reload_header(const char *device, struct crypt_device **cd, char *why, size_t n) {
+        int r;
+
+        crypt_free(TAKE_PTR(*cd));
+        r = crypt_init(cd, device);
+        if (r >= 0)
+                r = crypt_load(*cd, CRYPT_LUKS2, NULL);
+        if (r < 0)
+                return format_reason(why, n, r, "%s: cannot reload the header: %s", device, strerror(-r));
+        return 0;
+}
+
 static int open_device(const char *device, const LuksHeader *hdr, struct crypt_device **ret, char *why, size_t n) {
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
         int r;
@@ -472,12 +485,9 @@ int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p,
                         return 0;
                 }
                 /* libcryptsetup has dropped the old key's slots; reload what it wrote. */
-                crypt_free(TAKE_PTR(cd));
-                r = crypt_init(&cd, device);
-                if (r >= 0)
-                        r = crypt_load(cd, CRYPT_LUKS2, NULL);
+                r = reload_header(device, &cd, why, n);
                 if (r < 0)
-                        return format_reason(why, n, r, "%s: cannot reload the header: %s", device, strerror(-r));
+                        return r;
         }
         r = finish(cd, token, why, n);
         if (r < 0)
@@ -698,13 +708,10 @@ int provision_resume_online(const char *device, const char *name, ReencryptProgr
                                 *ret = res;
                                 return 0;
                         }
-                        crypt_free(TAKE_PTR(cd));
                 }
-                r = crypt_init(&cd, device);
-                if (r >= 0)
-                        r = crypt_load(cd, CRYPT_LUKS2, NULL);
+                r = reload_header(device, &cd, why, n);
                 if (r < 0)
-                        return format_reason(why, n, r, "%s: cannot reload the header: %s", device, strerror(-r));
+                        return r;
         } else if (!t.keyslot_gone && keyslot_active(cd, (int) t.keyslot))
                 return format_reason(why, n, -EBUSY, "%s: its re-key has not started (the boot provisions it)", device);
         r = finish(cd, token, why, n);
