@@ -400,42 +400,57 @@ static int open_device(const char *device, const LuksHeader *hdr, struct crypt_d
         return 0;
 }
 
+/* The header checked (our provisioning states allowed), a context on the device, and the
+ * provisioning token parsed: *ret_token is its id, or negative when the volume has none. */
+static int load_provisioning(const char *device, LuksHeader *hdr, struct crypt_device **cd, int *ret_token,
+                             ProvisionToken *t, char *why, size_t n) {
+        char reason[LUKS_WHY_MAX] = "";
+        const char *json = NULL;
+        int r, token;
+
+        r = luks_header_snapshot(device, LUKS_SNAPSHOT_HEADERS | LUKS_SNAPSHOT_PROVISION, hdr, reason, sizeof(reason));
+        if (r == -ENOENT || r == -ENXIO || r == -EACCES)
+                return format_reason(why, n, r == -EACCES ? r : -ENODEV, "%s: cannot read: %s", device, strerror(-r));
+        if (r < 0)
+                return format_reason(why, n, -EUCLEAN, "%s: LUKS2 header rejected: %s", device, reason);
+        r = open_device(device, hdr, cd, why, n);
+        if (r < 0)
+                return r;
+        token = find_provision_token(*cd, hdr);
+        *ret_token = token;
+        if (token < 0)
+                return 0;
+        if (crypt_token_json_get(*cd, token, &json) < 0)
+                return format_reason(why, n, -EUCLEAN, "%s: token %d cannot be read", device, token);
+        r = token_provision_parse(json, t, reason, sizeof(reason));
+        if (r < 0)
+                return format_reason(why, n, -EUCLEAN, "%s: token %d: %s", device, token, reason);
+        return 0;
+}
+
 int provision_run(const char *device, TpmContext *tpm, const ProvisionParams *p, ProvisionResult *ret, char *why,
                   size_t n) {
         _cleanup_(luks_header_done) LuksHeader hdr = LUKS_HEADER_NULL;
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
         _cleanup_secmem_ uint8_t *new_vk = secmem_alloc(VK_MAX), *pass = secmem_alloc(REKEY_PASS_SIZE);
         ProvisionResult res = { .tpm_keyslot = -1, .recovery_keyslot = -1 };
-        char reason[LUKS_WHY_MAX] = "";
         size_t new_vk_size = VK_MAX;
         ProvisionToken t = {};
-        const char *json = NULL;
         bool rekey_done = false;
         int r, token;
 
         if (!new_vk || !pass)
                 return format_reason(why, n, -ENOMEM, "out of memory");
         luks_log_setup();
-        r = luks_header_snapshot(device, LUKS_SNAPSHOT_HEADERS | LUKS_SNAPSHOT_PROVISION, &hdr, reason, sizeof(reason));
-        if (r == -ENOENT || r == -ENXIO || r == -EACCES)
-                return format_reason(why, n, r == -EACCES ? r : -ENODEV, "%s: cannot read: %s", device, strerror(-r));
-        if (r < 0)
-                return format_reason(why, n, -EUCLEAN, "%s: LUKS2 header rejected: %s", device, reason);
-        r = open_device(device, &hdr, &cd, why, n);
+        r = load_provisioning(device, &hdr, &cd, &token, &t, why, n);
         if (r < 0)
                 return r;
         (void) snprintf(res.uuid, sizeof(res.uuid), "%s", hdr.info.uuid);
-        token = find_provision_token(cd, &hdr);
         if (token < 0) {
                 res.started_at = PROVISION_STAGE_NONE;
                 *ret = res;
                 return 0;
         }
-        if (crypt_token_json_get(cd, token, &json) < 0)
-                return format_reason(why, n, -EUCLEAN, "%s: token %d cannot be read", device, token);
-        r = token_provision_parse(json, &t, reason, sizeof(reason));
-        if (r < 0)
-                return format_reason(why, n, -EUCLEAN, "%s: token %d: %s", device, token, reason);
 
         if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE)
                 res.started_at = PROVISION_STAGE_REKEY;
@@ -655,8 +670,7 @@ int provision_resume_online(const char *device, const char *name, ReencryptProgr
         _cleanup_(crypt_freep) struct crypt_device *cd = NULL;
         _cleanup_secmem_ uint8_t *pass = secmem_alloc(REKEY_PASS_SIZE);
         ProvisionOnlineResult res = {};
-        char reason[LUKS_WHY_MAX] = "", desc[KEYRING_DESCRIPTION_MAX];
-        const char *json = NULL;
+        char desc[KEYRING_DESCRIPTION_MAX];
         ProvisionToken t = {};
         int32_t id;
         int r, token;
@@ -664,25 +678,17 @@ int provision_resume_online(const char *device, const char *name, ReencryptProgr
         if (!pass)
                 return format_reason(why, n, -ENOMEM, "out of memory");
         luks_log_setup();
-        r = luks_header_snapshot(device, LUKS_SNAPSHOT_HEADERS | LUKS_SNAPSHOT_PROVISION, &hdr, reason, sizeof(reason));
-        if (r == -ENOENT || r == -ENXIO || r == -EACCES)
-                return format_reason(why, n, r == -EACCES ? r : -ENODEV, "%s: cannot read: %s", device, strerror(-r));
-        if (r < 0)
-                return format_reason(why, n, -EUCLEAN, "%s: LUKS2 header rejected: %s", device, reason);
-        (void) snprintf(res.uuid, sizeof(res.uuid), "%s", hdr.info.uuid);
-        r = open_device(device, &hdr, &cd, why, n);
+        r = load_provisioning(device, &hdr, &cd, &token, &t, why, n);
         if (r < 0)
                 return r;
-        token = find_provision_token(cd, &hdr);
+        secmem_wipe(t.key, sizeof(t.key));
+        (void) snprintf(res.uuid, sizeof(res.uuid), "%s", hdr.info.uuid);
         if (token < 0) {
                 /* Provisioned already (by a later boot in the foreground, say): nothing left to hand over. */
                 handover_undo(res.uuid, name);
                 *ret = res;
                 return 0;
         }
-        if (crypt_token_json_get(cd, token, &json) < 0 || token_provision_parse(json, &t, reason, sizeof(reason)) < 0)
-                return format_reason(why, n, -EUCLEAN, "%s: token %d cannot be read: %s", device, token, reason);
-        secmem_wipe(t.key, sizeof(t.key));
         if (crypt_reencrypt_status(cd, NULL) != CRYPT_REENCRYPT_NONE) {
                 /* libcryptsetup's last step cut short, as in provision_run(). */
                 crypt_free(TAKE_PTR(cd));
